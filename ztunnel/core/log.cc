@@ -1,0 +1,136 @@
+#include "ztunnel/core/log.h"
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
+
+#include <chrono>
+#include <memory>
+
+namespace zt::log {
+
+namespace {
+
+// One JSON object per line: {"time":..., "level":..., "target":..., "message":...}.
+class JsonFormatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    using namespace std::chrono;
+    auto ms = duration_cast<milliseconds>(msg.time.time_since_epoch()).count();
+    fmt::format_to(std::back_inserter(dest), R"({{"time_ms":{},"level":"{}","target":")", ms,
+                   spdlog::level::to_string_view(msg.level));
+    appendEscaped(dest, std::string_view(msg.logger_name.data(), msg.logger_name.size()));
+    dest.append(std::string_view(R"(","message":")"));
+    appendEscaped(dest, std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(std::string_view("\"}\n"));
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<JsonFormatter>();
+  }
+
+ private:
+  static void appendEscaped(spdlog::memory_buf_t& dest, std::string_view text) {
+    for (char c : text) {
+      switch (c) {
+        case '"':
+          dest.append(std::string_view("\\\""));
+          break;
+        case '\\':
+          dest.append(std::string_view("\\\\"));
+          break;
+        case '\n':
+          dest.append(std::string_view("\\n"));
+          break;
+        case '\t':
+          dest.append(std::string_view("\\t"));
+          break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            fmt::format_to(std::back_inserter(dest), "\\u{:04x}", static_cast<unsigned>(c));
+          } else {
+            dest.push_back(c);
+          }
+      }
+    }
+  }
+};
+
+Result<spdlog::level::level_enum> parseLevel(std::string_view text) {
+  if (text == "warning") {
+    return spdlog::level::warn;
+  }
+  if (text == "error") {
+    return spdlog::level::err;
+  }
+  auto level = spdlog::level::from_str(std::string(text));
+  // from_str maps unknown names to "off"; only accept "off" when asked for.
+  if (level == spdlog::level::off && text != "off") {
+    return fail(CoreErrc::kInvalidArgument, "unknown log level '" + std::string(text) + "'");
+  }
+  return level;
+}
+
+std::shared_ptr<spdlog::logger> makeLogger(const std::string& name, Format format) {
+  auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  auto logger = std::make_shared<spdlog::logger>(name, sink);
+  if (format == Format::kJson) {
+    logger->set_formatter(std::make_unique<JsonFormatter>());
+  } else {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %n %v", spdlog::pattern_time_type::utc);
+  }
+  return logger;
+}
+
+std::shared_ptr<spdlog::logger>& accessLogger() {
+  static std::shared_ptr<spdlog::logger> logger = makeLogger("access", Format::kText);
+  return logger;
+}
+
+}  // namespace
+
+Status init(Format format, std::string_view spec) {
+  spdlog::level::level_enum mainLevel = spdlog::level::info;
+  spdlog::level::level_enum accessLevel = spdlog::level::info;
+  bool accessSet = false;
+  size_t pos = 0;
+  while (pos <= spec.size()) {
+    size_t comma = spec.find(',', pos);
+    std::string_view part =
+        spec.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    pos = comma == std::string_view::npos ? spec.size() + 1 : comma + 1;
+    if (part.empty()) {
+      continue;
+    }
+    auto eq = part.find('=');
+    if (eq == std::string_view::npos) {
+      auto level = parseLevel(part);
+      if (!level) {
+        return fail(level.error());
+      }
+      mainLevel = *level;
+      continue;
+    }
+    auto target = part.substr(0, eq);
+    auto level = parseLevel(part.substr(eq + 1));
+    if (!level) {
+      return fail(level.error());
+    }
+    if (target == "access") {
+      accessLevel = *level;
+      accessSet = true;
+    }
+    // Other targets are accepted for RUST_LOG compatibility and have no separate logger here.
+  }
+  if (!accessSet) {
+    accessLevel = mainLevel;
+  }
+  auto main = makeLogger("ztunnel", format);
+  main->set_level(mainLevel);
+  spdlog::set_default_logger(main);
+  accessLogger() = makeLogger("access", format);
+  accessLogger()->set_level(accessLevel);
+  return ok();
+}
+
+spdlog::logger& access() { return *accessLogger(); }
+
+}  // namespace zt::log
