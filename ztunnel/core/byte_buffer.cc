@@ -49,7 +49,8 @@ ByteBuffer::Block* ByteBuffer::newBlock() {
   } else {
     mem = ::operator new(sizeof(Block), std::align_val_t(64));
   }
-  return new (mem) Block();
+  // Default-initialise (no "()"): value-initialisation would zero the 16 KiB payload every time.
+  return new (mem) Block;
 }
 
 void ByteBuffer::releaseBlock(Block* b) {
