@@ -452,6 +452,10 @@ void Worker::flushConn(ConnHandle ch, HboneConn& c) {
       Status st = c.isClient ? c.client->produce(c.plainOut, kProduceChunk)
                              : c.server->produce(c.plainOut, kProduceChunk);
       if (!st) {
+        // The session may have produced a last GOAWAY telling the peer why: send it first.
+        if (!c.plainOut.empty()) {
+          (void)c.tls->write(c.plainOut, s->out);
+        }
         failConn(ch, c, ResponseFlag::kConnect, st.error().message());
         return;
       }

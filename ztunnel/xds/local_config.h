@@ -125,7 +125,9 @@ Result<std::shared_ptr<const state::ProxyState>> buildState(const LocalConfig& c
 // On a successful reload the callback receives the new snapshot (the app publishes it to its
 // StateStore); versions count up from 1. On failure the error (naming key path and line) is
 // logged at ERROR, kept in lastError(), and no callback runs: the last good state stays current.
-// The same broken content is reported once, not on every event.
+// The same broken content is reported once, not on every event. Writers should replace the file
+// atomically (write a temporary file, rename it over): an in-place rewrite can be read half
+// written, and a truncated file that happens to be valid YAML (e.g. empty) would be published.
 //
 // Threads: one thread (the control thread); the callback runs synchronously inside loadNow(),
 // handleEvents() or checkNow().
