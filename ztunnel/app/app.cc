@@ -100,6 +100,15 @@ Result<proxy::WorkerListeners> makeListeners(const proxy::ProxyConfig& config) {
 }  // namespace
 
 int runProxy(const Config& config) {
+  // Signals go to the control loop's signalfd, never to a thread: block them before any thread
+  // exists (the access logger starts one in log::init), since threads inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
   if (auto st = log::init(config.logFormat, config.logSpec); !st) {
     std::fprintf(stderr, "ztunnel: %s\n", st.error().message().c_str());
     return 2;
@@ -185,13 +194,6 @@ int runProxy(const Config& config) {
           (*initialTls)->credentials->serialHex(), config.certDir);
   credentials.publish(std::move(*initialTls));
 
-  // Signals go to the control loop's signalfd, not to any thread: block them before spawning.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
   UniqueFd signalFd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signalFd) {
     return fatal(systemError("signalfd").message());
@@ -289,6 +291,7 @@ int runProxy(const Config& config) {
     w->thread.join();
   }
   ZT_INFO("ztunnel stopped");
+  log::shutdown();
   return exitCode;
 }
 

@@ -1,5 +1,6 @@
 #include "ztunnel/core/log.h"
 
+#include <spdlog/async.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
@@ -9,6 +10,9 @@
 namespace zt::log {
 
 namespace {
+
+// Lines the access log may queue before the oldest are dropped.
+constexpr size_t kAccessQueueSize = 64 * 1024;
 
 // One JSON object per line: {"time":..., "level":..., "target":..., "message":...}.
 class JsonFormatter final : public spdlog::formatter {
@@ -69,6 +73,14 @@ Result<spdlog::level::level_enum> parseLevel(std::string_view text) {
   return level;
 }
 
+void applyFormat(spdlog::logger& logger, Format format) {
+  if (format == Format::kJson) {
+    logger.set_formatter(std::make_unique<JsonFormatter>());
+  } else {
+    logger.set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %n %v", spdlog::pattern_time_type::utc);
+  }
+}
+
 std::shared_ptr<spdlog::logger> makeLogger(const std::string& name, Format format) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto logger = std::make_shared<spdlog::logger>(name, sink);
@@ -126,9 +138,24 @@ Status init(Format format, std::string_view spec) {
   auto main = makeLogger("ztunnel", format);
   main->set_level(mainLevel);
   spdlog::set_default_logger(main);
-  accessLogger() = makeLogger("access", format);
-  accessLogger()->set_level(accessLevel);
+  // The access log is written once per connection by the worker threads: hand the lines to a
+  // background thread so a worker never waits on the log file. If the queue is full (the sink
+  // cannot keep up), the oldest lines are dropped rather than stalling the data path.
+  spdlog::init_thread_pool(kAccessQueueSize, 1);
+  auto access = std::make_shared<spdlog::async_logger>(
+      "access", std::make_shared<spdlog::sinks::stderr_sink_mt>(), spdlog::thread_pool(),
+      spdlog::async_overflow_policy::overrun_oldest);
+  applyFormat(*access, format);
+  access->set_level(accessLevel);
+  accessLogger() = std::move(access);
   return ok();
+}
+
+void shutdown() {
+  if (auto& access = accessLogger()) {
+    access->flush();
+  }
+  spdlog::shutdown();
 }
 
 spdlog::logger& access() { return *accessLogger(); }

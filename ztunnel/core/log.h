@@ -19,8 +19,12 @@ enum class Format { kText, kJson };
 // e.g. "info" or "info,access=debug". Returns an error naming the bad part. Call once at start-up.
 Status init(Format format, std::string_view spec);
 
-// The access logger ("connection complete" lines).
+// The access logger ("connection complete" lines). Asynchronous once init() ran: lines are
+// formatted on the calling thread and written by a background thread.
 spdlog::logger& access();
+
+// Flushes the access log and stops its thread. Call once before the process exits.
+void shutdown();
 
 }  // namespace zt::log
 

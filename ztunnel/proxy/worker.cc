@@ -21,7 +21,6 @@ constexpr io::Op kOpRecv = io::Op::kRecv;
 constexpr io::Op kOpSend = io::Op::kSend;
 constexpr io::Op kOpConnect = io::Op::kConnect;
 constexpr io::Op kOpConnectTimeout = io::Op::kLinkTimeout;
-constexpr io::Op kOpShutdown = io::Op::kShutdown;
 constexpr io::Op kOpCancel = io::Op::kCancel;
 
 // Bytes handed to one sendmsg: enough to keep the socket busy, small enough to keep latency and
@@ -241,9 +240,10 @@ void Worker::maybeShutdown(SocketHandle h, Socket& s) {
       s.failed || !s.connected) {
     return;
   }
-  loop_->ring().prepShutdown(s.fd.get(), SHUT_WR, SocketMap::tokenFor(h, kOpShutdown));
-  s.shutdownDone = true;  // submitted; completion errors are ignored (the peer may be gone)
-  ++s.inflight;
+  // A direct syscall: shutdown never blocks, while IORING_OP_SHUTDOWN is always punted to an
+  // io-wq kernel thread. Errors (ENOTCONN: the peer is gone) show up on the read side.
+  ::shutdown(s.fd.get(), SHUT_WR);
+  s.shutdownDone = true;
   // The FIN was the last thing this direction waited for.
   if (s.ownerKind == OwnerKind::kTunnel) {
     TunnelHandle th{s.ownerSlot, s.ownerGen};
@@ -334,9 +334,6 @@ void Worker::onCompletion(io::Token token, int32_t res, uint32_t flags) {
       break;
     case kOpConnectTimeout:
       break;  // the connect's own completion reports the timeout as -ECANCELED
-    case kOpShutdown:
-      onShutdown(h, *s, res);
-      break;
     case kOpCancel:
       break;
     default:
@@ -441,12 +438,6 @@ void Worker::onConnect(SocketHandle h, Socket& s, int32_t res) {
   }
   // -ECANCELED here means the linked timeout fired.
   socketConnected(h, s, res == -ECANCELED ? ETIMEDOUT : -res);
-}
-
-void Worker::onShutdown(SocketHandle h, Socket& s, int32_t res) {
-  (void)h;
-  (void)s;
-  (void)res;  // ENOTCONN and friends: the peer is gone; the read side will report it
 }
 
 void Worker::rearmParked() {
@@ -610,12 +601,10 @@ void Worker::onTimer(uint64_t cookie) {
       }
       c->idleTimer = {};
       if (c->activeStreams() == 0) {
-        removeFromPool(ch, *c);
         if (c->client) {
           c->client->goAway();
         }
-        c->phase = HboneConn::Phase::kClosing;
-        markDirty(ch, *c);
+        closeConnGracefully(ch, *c);
       }
       break;
     }
@@ -663,12 +652,33 @@ void Worker::afterDispatch() {
   bufRing_->flush();
   rearmParked();
 
-  if (draining_ && tunnels_.empty() && !loop_->stopRequested()) {
+  if (draining_ && !loop_->stopRequested()) {
+    finishDrain();
+  }
+}
+
+void Worker::finishDrain() {
+  if (!closingAll_ && tunnels_.empty()) {
     bool busy = false;
     conns_.forEach([&](ConnHandle, HboneConn& c) { busy = busy || c.activeStreams() > 0; });
-    if (!busy) {
-      stop();
+    if (busy) {
+      return;
     }
+    // Every tunnel is done: say goodbye on every connection and let the last bytes go out.
+    closingAll_ = true;
+    conns_.forEach([&](ConnHandle h, HboneConn& c) {
+      if (c.client) {
+        c.client->goAway();
+      } else if (c.server) {
+        c.server->goAway();
+      }
+      closeConnGracefully(h, c);
+    });
+  }
+  // Return only once every socket is closed: operations prepared now are submitted by the next
+  // loop iteration, and leaving earlier would drop them (e.g. a peer's last END_STREAM).
+  if (closingAll_ && sockets_.empty()) {
+    loop_->stop();
   }
 }
 

@@ -200,6 +200,7 @@ class Worker {
     // SOCKS5 handshake (only for connections from the SOCKS5 listener).
     std::unique_ptr<socks5::ServerHandshake> socks;
     ByteBuffer socksPending;
+    std::optional<socks5::ReplyCode> socksFailure;  // the reply for a failure, when known
     // Access log.
     std::string direction;  // "outbound" / "inbound"
     SocketAddress src;
@@ -224,7 +225,7 @@ class Worker {
 
   // An HBONE connection. The sessions call back into it synchronously; it forwards to the worker.
   struct HboneConn final : hbone::ClientObserver, hbone::ServerObserver {
-    enum class Phase : uint8_t { kConnecting, kHandshaking, kReady, kClosing };
+    enum class Phase : uint8_t { kConnecting, kHandshaking, kReady };
 
     HboneConn(Worker& w, bool client) : worker(w), isClient(client) {}
 
@@ -300,7 +301,6 @@ class Worker {
   void onRecv(SocketHandle h, Socket& s, int32_t res, uint32_t flags);
   void onSend(SocketHandle h, Socket& s, int32_t res);
   void onConnect(SocketHandle h, Socket& s, int32_t res);
-  void onShutdown(SocketHandle h, Socket& s, int32_t res);
   void rearmParked();
 
   // Socket events, routed to the owner.
@@ -354,6 +354,11 @@ class Worker {
   void hboneSent(ConnHandle ch, HboneConn& c);
   void handshakeDone(ConnHandle ch, HboneConn& c);
   void failConn(ConnHandle ch, HboneConn& c, ResponseFlag flag, const std::string& error);
+  // Flushes what the session holds, sends close_notify and closes the socket once flushed.
+  void closeConnGracefully(ConnHandle ch, HboneConn& c);
+  // Draining: once no tunnel is left, closes every connection gracefully; stops the loop when
+  // every socket is closed.
+  void finishDrain();
   void markDirty(ConnHandle ch, HboneConn& c);
   void flushConn(ConnHandle ch, HboneConn& c);
   void streamEnd(HboneConn& c, hbone::StreamId id, TunnelHandle& th, Tunnel*& t, int& side);
@@ -400,6 +405,7 @@ class Worker {
   ByteBuffer scratch_;  // staging for bytes moved into a stream (handed over with moveFrom)
   state::FastRandom rng_;
   bool draining_ = false;
+  bool closingAll_ = false;
   bool origSrcUsable_ = true;
   WorkerStats stats_;
 };

@@ -304,7 +304,7 @@ void Worker::hboneData(ConnHandle ch, HboneConn& c, std::span<const uint8_t> dat
       return;
     }
   }
-  if (c.phase == HboneConn::Phase::kReady || c.phase == HboneConn::Phase::kClosing) {
+  if (c.phase == HboneConn::Phase::kReady) {
     while (!c.plainIn.empty()) {
       auto chunk = c.plainIn.front();
       Status st = c.isClient ? c.client->receive(chunk) : c.server->receive(chunk);
@@ -391,8 +391,7 @@ void Worker::failConn(ConnHandle ch, HboneConn& c, ResponseFlag flag, const std:
     return;
   }
   c.dead = true;
-  const bool wasDialing = c.isClient && c.phase != HboneConn::Phase::kReady &&
-                          c.phase != HboneConn::Phase::kClosing;
+  const bool wasDialing = c.isClient && c.phase != HboneConn::Phase::kReady;
   std::string key = c.poolKey;
   removeFromPool(ch, c);
   if (wasDialing) {
@@ -446,7 +445,7 @@ void Worker::flushConn(ConnHandle ch, HboneConn& c) {
   if (s == nullptr) {
     return;
   }
-  if ((c.phase == HboneConn::Phase::kReady || c.phase == HboneConn::Phase::kClosing) &&
+  if (c.phase == HboneConn::Phase::kReady &&
       (c.client || c.server)) {
     while (s->out.size() < kCiphertextHighWatermark && c.wantsWrite()) {
       Status st = c.isClient ? c.client->produce(c.plainOut, kProduceChunk)
@@ -475,34 +474,41 @@ void Worker::flushConn(ConnHandle ch, HboneConn& c) {
       failConn(ch, c, ResponseFlag::kConnect, failure->message());
       return;
     }
-    // Finished cleanly (GOAWAY exchanged, no streams): close once the last bytes are out.
-    c.dead = true;
-    removeFromPool(ch, c);
-    for (io::TimerId* timer : {&c.handshakeTimer, &c.tickTimer, &c.idleTimer}) {
-      if (*timer) {
-        loop_->cancelTimer(*timer);
+    closeConnGracefully(ch, c);  // GOAWAY exchanged, no streams left
+    return;
+  }
+}
+
+void Worker::closeConnGracefully(ConnHandle ch, HboneConn& c) {
+  if (c.dead) {
+    return;
+  }
+  c.dead = true;
+  removeFromPool(ch, c);
+  for (io::TimerId* timer : {&c.handshakeTimer, &c.tickTimer, &c.idleTimer}) {
+    if (*timer) {
+      loop_->cancelTimer(*timer);
+      *timer = {};
+    }
+  }
+  if (Socket* s = socket(c.socket)) {
+    // Everything the sessions still hold (last frames, GOAWAY), then close_notify, then FIN.
+    if (c.phase == HboneConn::Phase::kReady) {
+      Status st = c.isClient ? c.client->produce(c.plainOut, SIZE_MAX)
+                             : c.server->produce(c.plainOut, SIZE_MAX);
+      (void)st;
+      if (!c.plainOut.empty()) {
+        (void)c.tls->write(c.plainOut, s->out);
       }
+      c.tls->close(s->out);
     }
     s->ownerKind = OwnerKind::kNone;
     s->closeWhenFlushed = true;
+    trySend(c.socket, *s);
     maybeShutdown(c.socket, *s);
-    deadConns_.push_back(ch);
-    stats_.hboneConnectionsClosed.fetch_add(1, std::memory_order_relaxed);
-    return;
   }
-  if (c.phase == HboneConn::Phase::kClosing && c.activeStreams() == 0 && s->out.empty() &&
-      !c.wantsWrite()) {
-    // Our GOAWAY went out and nothing is left: close (the peer need not answer).
-    c.dead = true;
-    for (io::TimerId* timer : {&c.handshakeTimer, &c.tickTimer, &c.idleTimer}) {
-      if (*timer) {
-        loop_->cancelTimer(*timer);
-      }
-    }
-    closeSocket(c.socket, false);
-    deadConns_.push_back(ch);
-    stats_.hboneConnectionsClosed.fetch_add(1, std::memory_order_relaxed);
-  }
+  deadConns_.push_back(ch);
+  stats_.hboneConnectionsClosed.fetch_add(1, std::memory_order_relaxed);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,6 +528,8 @@ void Worker::onTunnelResponse(HboneConn& c, hbone::StreamId id, int status) {
   }
   c.streams.erase(id);
   t->ends[side].type = End::Type::kNone;  // the session already reset the stream
+  t->socksFailure = status == 401 ? socks5::ReplyCode::kNotAllowed
+                                  : socks5::ReplyCode::kConnectionRefused;
   abortTunnel(th, *t, ResponseFlag::kConnect,
               "HBONE CONNECT to " + t->request.authority.toString() + " was answered " +
                   std::to_string(status));
