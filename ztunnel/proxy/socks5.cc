@@ -1,5 +1,6 @@
 #include "ztunnel/proxy/socks5.h"
 
+#include <cerrno>
 #include <cstring>
 
 namespace zt::proxy::socks5 {
@@ -143,6 +144,26 @@ std::string ServerHandshake::errorReply(const Error& error) {
     return connectReply(ReplyCode::kGeneralFailure, std::nullopt);
   }
   return {};  // not a SOCKS5 peer: just close
+}
+
+ReplyCode replyForErrno(int err) {
+  switch (err) {
+    case ECONNREFUSED:
+      return ReplyCode::kConnectionRefused;
+    case ENETUNREACH:
+    case ENETDOWN:
+      return ReplyCode::kNetworkUnreachable;
+    case EHOSTUNREACH:
+    case EHOSTDOWN:
+      return ReplyCode::kHostUnreachable;
+    case ETIMEDOUT:
+      return ReplyCode::kTtlExpired;
+    case EACCES:
+    case EPERM:
+      return ReplyCode::kNotAllowed;
+    default:
+      return ReplyCode::kGeneralFailure;
+  }
 }
 
 std::string connectReply(ReplyCode code, const std::optional<SocketAddress>& bound) {

@@ -69,6 +69,9 @@ class ServerHandshake {
   Stage stage_ = Stage::kGreeting;
 };
 
+// The reply for a failed connect(2) with `err` (ECONNREFUSED -> connection refused, ...).
+ReplyCode replyForErrno(int err);
+
 // The final reply to a CONNECT: success with the bound address, or a failure code.
 std::string connectReply(ReplyCode code, const std::optional<SocketAddress>& bound);
 

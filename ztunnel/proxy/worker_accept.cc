@@ -103,6 +103,7 @@ void Worker::routeOutboundTunnel(TunnelHandle th, Tunnel& t, const SocketAddress
       routeOutbound(*t.state, config_.network, source, target, config_.enableSocks5, rng_);
 
   if (auto* reject = std::get_if<RejectRoute>(&route)) {
+    t.socksFailure = socks5::ReplyCode::kNotAllowed;
     abortTunnel(th, t, reject->flag, reject->reason);
     return;
   }
@@ -189,6 +190,7 @@ void Worker::socks5Data(TunnelHandle th, Tunnel& t, std::span<const uint8_t> dat
     }
   }
   if (vip == nullptr) {
+    t.socksFailure = socks5::ReplyCode::kHostUnreachable;
     abortTunnel(th, t, ResponseFlag::kConnect,
                 "SOCKS5: cannot resolve " + domain.host + " (only mesh service hostnames)");
     return;
@@ -229,6 +231,7 @@ void Worker::tunnelSocketConnected(TunnelHandle th, Tunnel& t, int side, int err
   (void)side;
   End& client = t.ends[0];
   if (err != 0) {
+    t.socksFailure = socks5::replyForErrno(err);
     std::string error = "connect to " + t.dst.toString() + ": " + std::strerror(err);
     if (t.kind == TunnelKind::kInboundHbone) {
       error = "upstream " + (client.type == End::Type::kStream ? t.request.authority.toString()

@@ -252,9 +252,9 @@ void Worker::abortTunnel(TunnelHandle th, Tunnel& t, ResponseFlag flag, std::str
       t.ends[0].type == End::Type::kSocket) {
     // A SOCKS5 client gets a failure reply instead of a reset.
     if (Socket* s = socket(t.ends[0].socket)) {
-      socks5::ReplyCode code = flag == ResponseFlag::kNetworkPolicy
-                                   ? socks5::ReplyCode::kNetworkUnreachable
-                                   : socks5::ReplyCode::kConnectionRefused;
+      socks5::ReplyCode code = t.socksFailure.value_or(
+          flag == ResponseFlag::kNetworkPolicy ? socks5::ReplyCode::kTtlExpired
+                                               : socks5::ReplyCode::kGeneralFailure);
       s->out.append(socks5::connectReply(code, std::nullopt));
       s->ownerKind = OwnerKind::kNone;
       s->closeWhenFlushed = true;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
+
 namespace zt::proxy::socks5 {
 namespace {
 
@@ -99,6 +101,14 @@ TEST(Socks5, ConnectReplyEncodesBoundAddress) {
             std::string("\x05\x00\x00\x01\x7f\x00\x00\x01\x3a\xe8", 10));
   EXPECT_EQ(connectReply(ReplyCode::kConnectionRefused, std::nullopt),
             std::string("\x05\x05\x00\x01\x00\x00\x00\x00\x00\x00", 10));
+}
+
+TEST(Socks5, FailureRepliesFollowTheConnectError) {
+  EXPECT_EQ(replyForErrno(ECONNREFUSED), ReplyCode::kConnectionRefused);
+  EXPECT_EQ(replyForErrno(ENETUNREACH), ReplyCode::kNetworkUnreachable);
+  EXPECT_EQ(replyForErrno(EHOSTUNREACH), ReplyCode::kHostUnreachable);
+  EXPECT_EQ(replyForErrno(ETIMEDOUT), ReplyCode::kTtlExpired);
+  EXPECT_EQ(replyForErrno(EIO), ReplyCode::kGeneralFailure);
 }
 
 }  // namespace
