@@ -56,6 +56,14 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
 
 
+def machine_busy():
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
 def proc_rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -93,13 +101,16 @@ class Direct(Mode):
 class Ztunnel(Mode):
     name = "ztunnel"
 
+    def __init__(self, env=None):
+        self.env = env or {}
+
     def setup(self, a, b, work):
         a.write_config([a.workload(), b.workload()])
         b.write_config([b.workload(), a.workload()])
         for h in (a, b):
             h.install_redirect()
             # Access logs at info, as ztunnel's default; to a file, not a terminal.
-            h.start()
+            h.start(env=self.env)
 
     def targets(self, a, b):
         return (b.ip, IPERF_PORT), (b.ip, PROBE_PORT)
@@ -173,9 +184,11 @@ def measure(mode, a, b, args, work):
         (iperf_host, iperf_port), (probe_host, probe_port) = mode.targets(a, b)
         pids = mode.pids()
         cpu0 = sum(proc_cpu_seconds(p) for p in pids)
+        busy0, total0 = machine_busy()
         ip = a.ns.run(["iperf3", "-c", iperf_host, "-p", str(iperf_port), "-t", str(args.time),
                        "-J"], timeout=args.time + 30)
         cpu1 = sum(proc_cpu_seconds(p) for p in pids)
+        busy1, total1 = machine_busy()
         result = json.loads(ip.stdout)
         end = result["end"]
         bits = end["sum_received"]["bits_per_second"]
@@ -193,6 +206,7 @@ def measure(mode, a, b, args, work):
             "mode": mode.name,
             "throughput_gbps": bits / 1e9,
             "cpu_s_per_gb": (cpu1 - cpu0) / gbytes if pids and gbytes else 0.0,
+            "machine_busy_pct": 100.0 * (busy1 - busy0) / max(1, total1 - total0),
             "rtt_p50_us": rr["p50_us"],
             "rtt_p99_us": rr["p99_us"],
             "connect_p50_us": seq["p50_us"],
@@ -206,7 +220,7 @@ def measure(mode, a, b, args, work):
 
 
 def print_table(rows):
-    cols = [("mode", "{}"), ("throughput_gbps", "{:.2f}"), ("cpu_s_per_gb", "{:.2f}"),
+    cols = [("mode", "{}"), ("throughput_gbps", "{:.2f}"), ("cpu_s_per_gb", "{:.2f}"), ("machine_busy_pct", "{:.0f}"),
             ("rtt_p50_us", "{:.0f}"), ("rtt_p99_us", "{:.0f}"), ("connect_p50_us", "{:.0f}"),
             ("connects_per_s", "{:.0f}"), ("connect_errors", "{}"), ("rss_kib", "{}")]
     print("  ".join(f"{c:>16}" for c, _ in cols))
@@ -233,11 +247,14 @@ def main():
     p.add_argument("--connect-count", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--ztunnel-env", action="append", default=[], metavar="VAR=VALUE",
+                   help="extra environment for both ztunnels (e.g. ZTUNNEL_WORKER_THREADS=1)")
     args = p.parse_args()
     nslib.require_root("the benchmark harness")
     nslib.handle_termination()
     args.probe = zthosts.tcp_probe_binary()
-    modes = {"direct": Direct, "ztunnel": Ztunnel, "stunnel": Stunnel}
+    zenv = dict(kv.split("=", 1) for kv in args.ztunnel_env)
+    modes = {"direct": Direct, "ztunnel": lambda: Ztunnel(zenv), "stunnel": Stunnel}
     rows = []
     with tempfile.TemporaryDirectory(prefix="zt-bench-") as work:
         mesh = zthosts.Mesh(work, zthosts.ztunnel_binary())
