@@ -218,14 +218,29 @@ void Worker::trySend(SocketHandle h, Socket& s) {
     return;
   }
   size_t n = s.out.peek(s.iov, kMaxIov, kMaxSendBytes);
-  size_t bytes = 0;
-  for (size_t i = 0; i < n; ++i) {
-    bytes += s.iov[i].iov_len;
-  }
   s.msg = msghdr{};
   s.msg.msg_iov = s.iov;
   s.msg.msg_iovlen = n;
-  s.sending = static_cast<uint32_t>(bytes);
+  // Fast path: the socket usually has room, and one direct non-blocking sendmsg costs less than
+  // an SQE, its completion and another loop pass (latency per hop and CPU per byte). io_uring
+  // takes over only when the socket is full. The owner hears about the bytes in afterDispatch,
+  // never from inside this primitive.
+  ssize_t sent = ::sendmsg(s.fd.get(), &s.msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    s.failed = true;
+    failedSends_.push_back({h, errno});
+    return;
+  }
+  if (sent > 0) {
+    s.out.drain(static_cast<size_t>(sent));
+    sentNotices_.push_back({h, static_cast<uint32_t>(sent)});
+    if (s.out.empty()) {
+      maybeShutdown(h, s);
+      return;
+    }
+    n = s.out.peek(s.iov, kMaxIov, kMaxSendBytes);
+    s.msg.msg_iovlen = n;
+  }
   loop_->ring().prepSendmsg(s.fd.get(), &s.msg, SocketMap::tokenFor(h, kOpSend));
   s.sendArmed = true;
   ++s.inflight;
@@ -244,12 +259,9 @@ void Worker::maybeShutdown(SocketHandle h, Socket& s) {
   // io-wq kernel thread. Errors (ENOTCONN: the peer is gone) show up on the read side.
   ::shutdown(s.fd.get(), SHUT_WR);
   s.shutdownDone = true;
-  // The FIN was the last thing this direction waited for.
+  // The FIN was the last thing this direction waited for: the owner re-checks after the batch.
   if (s.ownerKind == OwnerKind::kTunnel) {
-    TunnelHandle th{s.ownerSlot, s.ownerGen};
-    if (Tunnel* t = tunnel(th)) {
-      checkFinished(th, *t);
-    }
+    finishChecks_.push_back(TunnelHandle{s.ownerSlot, s.ownerGen});
   }
 }
 
@@ -418,7 +430,6 @@ void Worker::onSend(SocketHandle h, Socket& s, int32_t res) {
   }
   size_t n = static_cast<size_t>(res);
   s.out.drain(n);
-  s.sending = 0;
   if (s.closing) {
     return;
   }
@@ -627,18 +638,45 @@ void Worker::onTimer(uint64_t cookie) {
 void Worker::onMessage(WorkerMessage&& message) { message(*this); }
 
 void Worker::afterDispatch() {
-  // Flush HTTP/2 + TLS output of every connection touched in this batch: one produce/encrypt
-  // pass and one sendmsg per connection per batch, however many streams wrote.
-  for (size_t i = 0; i < dirtyConns_.size(); ++i) {  // flushing may dirty more connections
-    ConnHandle ch = dirtyConns_[i];
-    if (HboneConn* c = conn(ch)) {
-      c->dirty = false;
-      if (!c->dead) {
-        flushConn(ch, *c);
+  // Work the batch left behind, until none is left: bytes sent inline (owners consume, resume
+  // sources, finish), failed inline sends, tunnels to re-check, and the HTTP/2 + TLS output of
+  // every connection touched (one produce/encrypt pass per connection per round, however many
+  // streams wrote). Each step may create work for the others; each round moves bytes or closes
+  // things, so it ends.
+  while (!sentNotices_.empty() || !failedSends_.empty() || !finishChecks_.empty() ||
+         !dirtyConns_.empty()) {
+    std::vector<SentNotice> sent;
+    sent.swap(sentNotices_);
+    for (const SentNotice& notice : sent) {
+      if (Socket* s = socket(notice.socket); s != nullptr && !s->closing) {
+        socketSent(notice.socket, *s, notice.bytes);
+      }
+    }
+    std::vector<FailedSend> failed;
+    failed.swap(failedSends_);
+    for (const FailedSend& f : failed) {
+      if (Socket* s = socket(f.socket); s != nullptr && !s->closing) {
+        socketError(f.socket, *s, f.err, "send");
+      }
+    }
+    std::vector<TunnelHandle> checks;
+    checks.swap(finishChecks_);
+    for (TunnelHandle th : checks) {
+      if (Tunnel* t = tunnel(th)) {
+        checkFinished(th, *t);
+      }
+    }
+    std::vector<ConnHandle> dirty;
+    dirty.swap(dirtyConns_);
+    for (ConnHandle ch : dirty) {
+      if (HboneConn* c = conn(ch)) {
+        c->dirty = false;
+        if (!c->dead) {
+          flushConn(ch, *c);
+        }
       }
     }
   }
-  dirtyConns_.clear();
 
   for (TunnelHandle th : deadTunnels_) {
     tunnels_.erase(th);

@@ -154,7 +154,6 @@ class Worker {
     bool closeWhenFlushed = false;
     bool failed = false;          // a send or recv failed: nothing more will work
     ByteBuffer out;               // bytes waiting to be sent
-    uint32_t sending = 0;         // bytes of `out` covered by the in-flight sendmsg
     msghdr msg{};
     iovec iov[kMaxIov]{};
     sockaddr_storage connectAddr{};
@@ -397,6 +396,18 @@ class Worker {
   TunnelMap tunnels_;
   std::vector<SocketHandle> listeners_;
   std::unordered_map<std::string, PoolEntry> pool_;
+  // Work left for afterDispatch (see there): socket primitives never call up into owners.
+  struct SentNotice {
+    SocketHandle socket;
+    uint32_t bytes;
+  };
+  struct FailedSend {
+    SocketHandle socket;
+    int err;
+  };
+  std::vector<SentNotice> sentNotices_;
+  std::vector<FailedSend> failedSends_;
+  std::vector<TunnelHandle> finishChecks_;
   std::vector<ConnHandle> dirtyConns_;
   std::vector<TunnelHandle> deadTunnels_;
   std::vector<ConnHandle> deadConns_;
