@@ -79,18 +79,18 @@ Result<proxy::WorkerListeners> makeListeners(const proxy::ProxyConfig& config) {
     const SocketAddress* addr;
     const char* what;
   };
-  std::vector<Want> wants = {{&listeners.outbound, &config.outboundAddr, "outbound"},
-                             {&listeners.inbound, &config.inboundAddr, "inbound HBONE"},
-                             {&listeners.inboundPlaintext, &config.inboundPlaintextAddr,
-                              "inbound plaintext"}};
+  std::vector<Want> wants = {
+      {&listeners.outbound, &config.outboundAddr, "outbound"},
+      {&listeners.inbound, &config.inboundAddr, "inbound HBONE"},
+      {&listeners.inboundPlaintext, &config.inboundPlaintextAddr, "inbound plaintext"}};
   if (config.enableSocks5) {
     wants.push_back({&listeners.socks5, &config.socks5Addr, "SOCKS5"});
   }
   for (auto& want : wants) {
     auto fd = io::makeListener(*want.addr, options);
     if (!fd) {
-      return fail(fd.error().withContext(std::string(want.what) + " listener on " +
-                                         want.addr->toString()));
+      return fail(
+          fd.error().withContext(std::string(want.what) + " listener on " + want.addr->toString()));
     }
     *want.fd = std::move(*fd);
   }
@@ -116,6 +116,11 @@ int runProxy(const Config& config) {
   for (const auto& warning : config.warnings) {
     ZT_WARN("{}", warning);
   }
+  if (!config.enableProxy) {
+    return fatal(
+        "ENABLE_PROXY=false: this build has no admin, metrics or readiness server to "
+        "run without the proxy");
+  }
   if (config.proxyMode != ProxyMode::kDedicated || !config.workloadInfo) {
     return fatal("only PROXY_MODE=dedicated with PROXY_WORKLOAD_INFO=ns/name/sa is supported");
   }
@@ -138,8 +143,7 @@ int runProxy(const Config& config) {
   if (auto ring = io::probeIoUring(); !ring) {
     return fatal(ring.error().message());
   }
-  tls::logKernelTlsDecision(
-      tls::decideKernelTls(tls::KernelTlsWish::kAuto, tls::probeKernelTls()));
+  tls::logKernelTlsDecision(tls::decideKernelTls(tls::KernelTlsWish::kAuto, tls::probeKernelTls()));
 
   // State: the local YAML (watched) or inline LOCAL_XDS; otherwise empty (all passthrough).
   state::StateOptions stateOptions;
@@ -190,8 +194,8 @@ int runProxy(const Config& config) {
     return fatal(initialTls.error().message());
   }
   ZT_INFO("workload identity {} (serial {}) from {}",
-          (*initialTls)->credentials->identity().toUri(),
-          (*initialTls)->credentials->serialHex(), config.certDir);
+          (*initialTls)->credentials->identity().toUri(), (*initialTls)->credentials->serialHex(),
+          config.certDir);
   credentials.publish(std::move(*initialTls));
 
   UniqueFd signalFd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
@@ -217,20 +221,20 @@ int runProxy(const Config& config) {
     std::promise<Status> started;
     auto startedFuture = started.get_future();
     WorkerSlot* raw = slot.get();
-    slot->thread = std::thread([&inputs, raw, i, &started,
-                                listeners = std::move(*listeners)]() mutable {
-      pthread_setname_np(pthread_self(), ("ztunnel-" + std::to_string(i)).c_str());
-      auto worker = proxy::Worker::create(inputs, std::move(listeners), i, *raw->mailbox);
-      if (!worker) {
-        started.set_value(fail(std::move(worker).error()));
-        return;
-      }
-      started.set_value(ok());
-      if (Status st = (*worker)->run(); !st) {
-        ZT_ERROR("worker {} failed: {}", i, st.error().message());
-        raw->failed = true;
-      }
-    });
+    slot->thread =
+        std::thread([&inputs, raw, i, &started, listeners = std::move(*listeners)]() mutable {
+          pthread_setname_np(pthread_self(), ("ztunnel-" + std::to_string(i)).c_str());
+          auto worker = proxy::Worker::create(inputs, std::move(listeners), i, *raw->mailbox);
+          if (!worker) {
+            started.set_value(fail(std::move(worker).error()));
+            return;
+          }
+          started.set_value(ok());
+          if (Status st = (*worker)->run(); !st) {
+            ZT_ERROR("worker {} failed: {}", i, st.error().message());
+            raw->failed = true;
+          }
+        });
     Status st = startedFuture.get();
     workers.push_back(std::move(slot));
     if (!st) {
@@ -242,8 +246,8 @@ int runProxy(const Config& config) {
     }
   }
   ZT_INFO("ztunnel ready: {} workers; outbound {}, inbound HBONE {}, inbound plaintext {}{}",
-          workers.size(), proxyConfig.outboundAddr.toString(),
-          proxyConfig.inboundAddr.toString(), proxyConfig.inboundPlaintextAddr.toString(),
+          workers.size(), proxyConfig.outboundAddr.toString(), proxyConfig.inboundAddr.toString(),
+          proxyConfig.inboundPlaintextAddr.toString(),
           proxyConfig.enableSocks5 ? ", SOCKS5 " + proxyConfig.socks5Addr.toString() : "");
 
   // Control loop: signals, config and certificate changes.
@@ -260,10 +264,10 @@ int runProxy(const Config& config) {
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info{};
       if (::read(signalFd.get(), &info, sizeof(info)) == sizeof(info)) {
-        ZT_INFO("received {}, draining for up to {} ms", strsignal(static_cast<int>(info.ssi_signo)),
-                std::chrono::duration_cast<std::chrono::milliseconds>(
-                    config.selfTerminationDeadline)
-                    .count());
+        ZT_INFO(
+            "received {}, draining for up to {} ms", strsignal(static_cast<int>(info.ssi_signo)),
+            std::chrono::duration_cast<std::chrono::milliseconds>(config.selfTerminationDeadline)
+                .count());
         stopping = true;
       }
     }

@@ -446,7 +446,8 @@ const std::vector<Option>& proxyTable() {
          }
          return setString(b.cfg.clusterId, v);
        }},
-      {{"--cluster-domain", "CLUSTER_DOMAIN", "cluster.local", "Kubernetes DNS domain.",
+      {{"--cluster-domain", "CLUSTER_DOMAIN", "cluster.local",
+        "Kubernetes DNS domain (for the DNS proxy; accepted, not used by this build).",
         "corp.local", "DOMAIN"},
        "",
        [](Builder& b, std::string_view v) -> Status {
@@ -459,13 +460,15 @@ const std::vector<Option>& proxyTable() {
         "network1", "NAME"},
        "",
        [](Builder& b, std::string_view v) -> Status { return setString(b.cfg.network, v); }},
-      {{"--node-name", "NODE_NAME", "(unset)", "Name of the node this ztunnel runs on.", "node-a",
-        "NAME"},
+      {{"--node-name", "NODE_NAME", "(unset)",
+        "Name of the node this ztunnel runs on (xDS node metadata; accepted, not used by this "
+        "build).",
+        "node-a", "NAME"},
        "",
        [](Builder& b, std::string_view v) -> Status { return setString(b.cfg.nodeName, v); }},
       {{"--enable-proxy", "ENABLE_PROXY", "true",
-        "Run the proxy listeners (outbound, inbound, inbound plaintext). When false only the "
-        "admin, metrics and readiness servers run.",
+        "Run the proxy listeners (outbound, inbound, inbound plaintext). This build has no "
+        "admin, metrics or readiness server to run instead, so false makes start-up fail.",
         "false", "", true},
        "",
        [](Builder& b, std::string_view v) -> Status { return setBool(b.cfg.enableProxy, v); }},
@@ -473,7 +476,8 @@ const std::vector<Option>& proxyTable() {
         "(empty = no xDS; https://istiod.istio-system.svc:15012 when KUBERNETES_SERVICE_HOST is "
         "set)",
         "xDS server (istiod) URL; https:// is added when no scheme is given. Empty disables xDS "
-        "(use LOCAL_XDS_PATH).",
+        "(use LOCAL_XDS_PATH). This build has no xDS client yet: a non-empty value makes "
+        "start-up fail with that message.",
         "https://istiod.example:15012", "URL"},
        "",
        [](Builder& b, std::string_view v) -> Status {
@@ -484,7 +488,8 @@ const std::vector<Option>& proxyTable() {
         "(empty = no CA; https://istiod.istio-system.svc:15012 when KUBERNETES_SERVICE_HOST is "
         "set)",
         "Istio CA (IstioCertificateService) URL. Empty disables the CA client (use "
-        "WORKLOAD_CERT_DIR).",
+        "WORKLOAD_CERT_DIR). This build has no CA client yet: without WORKLOAD_CERT_DIR, start-up "
+        "fails with that message.",
         "https://istiod.example:15012", "URL"},
        "",
        [](Builder& b, std::string_view v) -> Status {
@@ -492,28 +497,37 @@ const std::vector<Option>& proxyTable() {
          return assign<std::string>(b.cfg.caAddress, parseControlPlaneAddress(v));
        }},
       {{"--xds-root-ca", "XDS_ROOT_CA", "./var/run/secrets/istio/root-cert.pem",
-        "Root certificate for the xDS server: a file path, SYSTEM, or inline PEM.", "SYSTEM",
-        "PATH"},
+        "Root certificate for the xDS server: a file path, SYSTEM, or inline PEM (xDS client; not "
+        "in this build yet).",
+        "SYSTEM", "PATH"},
        "",
        [](Builder& b, std::string_view v) -> Status { return setString(b.cfg.xdsRootCa, v); }},
       {{"--ca-root-ca", "CA_ROOT_CA", "./var/run/secrets/istio/root-cert.pem",
-        "Root certificate for the CA: a file path, SYSTEM, or inline PEM.", "SYSTEM", "PATH"},
+        "Root certificate for the CA: a file path, SYSTEM, or inline PEM (CA client; not in this "
+        "build yet).",
+        "SYSTEM", "PATH"},
        "",
        [](Builder& b, std::string_view v) -> Status { return setString(b.cfg.caRootCa, v); }},
       {{"--alt-xds-hostname", "ALT_XDS_HOSTNAME", "(unset)",
-        "Alternate server name accepted in the xDS server's certificate.", "istiod.alt", "NAME"},
+        "Alternate server name accepted in the xDS server's certificate (xDS client; not in this "
+        "build yet).",
+        "istiod.alt", "NAME"},
        "",
        [](Builder& b, std::string_view v) -> Status { return setString(b.cfg.altXdsHostname, v); }},
       {{"--alt-ca-hostname", "ALT_CA_HOSTNAME", "(unset)",
-        "Alternate server name accepted in the CA's certificate.", "ca.alt", "NAME"},
+        "Alternate server name accepted in the CA's certificate (CA client; not in this build "
+        "yet).",
+        "ca.alt", "NAME"},
        "",
        [](Builder& b, std::string_view v) -> Status { return setString(b.cfg.altCaHostname, v); }},
       {{"--auth-token", "AUTH_TOKEN", "./var/run/secrets/tokens/istio-token",
-        "Kubernetes service-account token for istiod: a file path or the token itself.",
+        "Kubernetes service-account token for istiod: a file path or the token itself (xDS/CA "
+        "clients; not in this build yet).",
         "/tmp/token", "PATH"},
        "",
        [](Builder& b, std::string_view v) -> Status { return setString(b.cfg.authToken, v); }},
-      {{"--secret-ttl", "SECRET_TTL", "24h", "Validity requested for workload certificates.", "12h",
+      {{"--secret-ttl", "SECRET_TTL", "24h",
+        "Validity requested for workload certificates (CA client; not in this build yet).", "12h",
         "DURATION"},
        "",
        [](Builder& b, std::string_view v) -> Status {
@@ -711,16 +725,19 @@ const std::vector<Option>& proxyTable() {
         "127.0.0.1:25080", "ADDR:PORT"},
        "",
        [](Builder& b, std::string_view v) -> Status { return setAddr(b.cfg.socks5Addr, v); }},
-      {{"--admin-addr", "", "127.0.0.1:15000", "Admin API listener (keep it on localhost).",
+      {{"--admin-addr", "", "127.0.0.1:15000",
+        "Admin API listener (keep it on localhost). Not served by this build yet.",
         "127.0.0.1:25000", "ADDR:PORT"},
        "",
        [](Builder& b, std::string_view v) -> Status { return setAddr(b.cfg.adminAddr, v); }},
-      {{"--stats-addr", "", "[::]:15020", "Prometheus metrics listener.", "127.0.0.1:25020",
+      {{"--stats-addr", "", "[::]:15020",
+        "Prometheus metrics listener. Not served by this build yet.", "127.0.0.1:25020",
         "ADDR:PORT"},
        "",
        [](Builder& b, std::string_view v) -> Status { return setAddr(b.stats, v); }},
-      {{"--readiness-addr", "", "[::]:15021", "Readiness (/healthz/ready) listener.",
-        "127.0.0.1:25021", "ADDR:PORT"},
+      {{"--readiness-addr", "", "[::]:15021",
+        "Readiness (/healthz/ready) listener. Not served by this build yet.", "127.0.0.1:25021",
+        "ADDR:PORT"},
        "",
        [](Builder& b, std::string_view v) -> Status { return setAddr(b.readiness, v); }},
       {{"--log-format", "LOG_FORMAT", "text", "text | json.", "json", "FORMAT"},
@@ -987,11 +1004,6 @@ Status finalize(Builder& b, const EnvLookup& env, unsigned cpuCount, bool proxy)
   if (!c.localXdsPath.empty() && !c.localXdsInline.empty()) {
     c.warnings.push_back("both LOCAL_XDS_PATH and LOCAL_XDS are set: LOCAL_XDS_PATH is used");
   }
-  if (!c.enableProxy) {
-    c.warnings.push_back(
-        "ENABLE_PROXY=false: no proxy listeners; only admin, metrics and readiness run");
-  }
-
   if (!proxy) {
     return ok();
   }
@@ -1265,7 +1277,9 @@ std::string redirectHelpText() {
   return out;
 }
 
-std::string certsHelpText() { return certsUsage(); }
+std::string certsHelpText() {
+  return certsUsage();
+}
 
 std::string_view toString(ProxyMode mode) {
   return mode == ProxyMode::kDedicated ? "dedicated" : "shared";

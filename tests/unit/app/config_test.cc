@@ -157,11 +157,7 @@ TEST(ConfigEnv, EachVariable) {
        [](const Config& c) { EXPECT_EQ(c.clusterDomain, "corp.local"); }},
       {"NETWORK", "net1", [](const Config& c) { EXPECT_EQ(c.network, "net1"); }},
       {"NODE_NAME", "node-a", [](const Config& c) { EXPECT_EQ(c.nodeName, "node-a"); }},
-      {"ENABLE_PROXY", "false",
-       [](const Config& c) {
-         EXPECT_FALSE(c.enableProxy);
-         EXPECT_TRUE(hasWarning(c, "ENABLE_PROXY=false"));
-       }},
+      {"ENABLE_PROXY", "false", [](const Config& c) { EXPECT_FALSE(c.enableProxy); }},
       {"XDS_ADDRESS", "istiod.example:15012",
        [](const Config& c) { EXPECT_EQ(c.xdsAddress, "https://istiod.example:15012"); }},
       {"XDS_ADDRESS", "http://127.0.0.1:15010",
