@@ -352,41 +352,6 @@ Status setPort(uint16_t& field, std::string_view v) {
   return ok();
 }
 
-bool isLogLevel(std::string_view s) {
-  for (std::string_view l :
-       {"trace", "debug", "info", "warn", "warning", "error", "err", "critical", "off"}) {
-    if (s == l) {
-      return true;
-    }
-  }
-  return false;
-}
-
-// RUST_LOG's simple form as zt::log::init understands it: "level" and "target=level", comma
-// separated.
-Status checkLogSpec(std::string_view spec) {
-  size_t pos = 0;
-  while (pos <= spec.size()) {
-    size_t comma = spec.find(',', pos);
-    std::string_view part =
-        spec.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
-    pos = comma == std::string_view::npos ? spec.size() + 1 : comma + 1;
-    if (part.empty()) {
-      continue;
-    }
-    size_t eq = part.find('=');
-    std::string_view level = eq == std::string_view::npos ? part : part.substr(eq + 1);
-    if (eq == 0) {
-      return invalid(fmt::format("'{}' has no target", part));
-    }
-    if (!isLogLevel(level)) {
-      return invalid(
-          fmt::format("unknown log level '{}' (trace, debug, info, warn, error, off)", level));
-    }
-  }
-  return ok();
-}
-
 constexpr std::string_view kIstiodAddress = "https://istiod.istio-system.svc:15012";
 
 // The proxy options, in help order. Every entry: flag, env, default as shown, meaning, example (a
@@ -758,7 +723,9 @@ const std::vector<Option>& proxyTable() {
         "debug,access=info", "SPEC"},
        "",
        [](Builder& b, std::string_view v) -> Status {
-         ZT_TRY_STATUS(checkLogSpec(v));
+         if (auto levels = log::parseSpec(v); !levels) {
+           return invalid(levels.error().detail());
+         }
          return setString(b.cfg.logSpec, v.empty() ? std::string_view("info") : v);
        }},
   };

@@ -68,7 +68,8 @@ Result<spdlog::level::level_enum> parseLevel(std::string_view text) {
   auto level = spdlog::level::from_str(std::string(text));
   // from_str maps unknown names to "off"; only accept "off" when asked for.
   if (level == spdlog::level::off && text != "off") {
-    return fail(CoreErrc::kInvalidArgument, "unknown log level '" + std::string(text) + "'");
+    return fail(CoreErrc::kInvalidArgument, "unknown log level '" + std::string(text) +
+                                                "' (trace, debug, info, warn, error, off)");
   }
   return level;
 }
@@ -84,11 +85,7 @@ void applyFormat(spdlog::logger& logger, Format format) {
 std::shared_ptr<spdlog::logger> makeLogger(const std::string& name, Format format) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto logger = std::make_shared<spdlog::logger>(name, sink);
-  if (format == Format::kJson) {
-    logger->set_formatter(std::make_unique<JsonFormatter>());
-  } else {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %n %v", spdlog::pattern_time_type::utc);
-  }
+  applyFormat(*logger, format);
   return logger;
 }
 
@@ -99,9 +96,8 @@ std::shared_ptr<spdlog::logger>& accessLogger() {
 
 }  // namespace
 
-Status init(Format format, std::string_view spec) {
-  spdlog::level::level_enum mainLevel = spdlog::level::info;
-  spdlog::level::level_enum accessLevel = spdlog::level::info;
+Result<Levels> parseSpec(std::string_view spec) {
+  Levels levels;
   bool accessSet = false;
   size_t pos = 0;
   while (pos <= spec.size()) {
@@ -113,28 +109,34 @@ Status init(Format format, std::string_view spec) {
       continue;
     }
     auto eq = part.find('=');
-    if (eq == std::string_view::npos) {
-      auto level = parseLevel(part);
-      if (!level) {
-        return fail(level.error());
-      }
-      mainLevel = *level;
-      continue;
+    if (eq == 0) {
+      return fail(CoreErrc::kInvalidArgument, "'" + std::string(part) + "' has no target");
     }
-    auto target = part.substr(0, eq);
-    auto level = parseLevel(part.substr(eq + 1));
+    auto level = parseLevel(eq == std::string_view::npos ? part : part.substr(eq + 1));
     if (!level) {
       return fail(level.error());
     }
-    if (target == "access") {
-      accessLevel = *level;
+    if (eq == std::string_view::npos) {
+      levels.main = *level;
+    } else if (part.substr(0, eq) == "access") {
+      levels.access = *level;
       accessSet = true;
     }
     // Other targets are accepted for RUST_LOG compatibility and have no separate logger here.
   }
   if (!accessSet) {
-    accessLevel = mainLevel;
+    levels.access = levels.main;
   }
+  return levels;
+}
+
+Status init(Format format, std::string_view spec) {
+  auto levels = parseSpec(spec);
+  if (!levels) {
+    return fail(std::move(levels).error());
+  }
+  const spdlog::level::level_enum mainLevel = levels->main;
+  const spdlog::level::level_enum accessLevel = levels->access;
   auto main = makeLogger("ztunnel", format);
   main->set_level(mainLevel);
   spdlog::set_default_logger(main);
@@ -158,6 +160,8 @@ void shutdown() {
   spdlog::shutdown();
 }
 
-spdlog::logger& access() { return *accessLogger(); }
+spdlog::logger& access() {
+  return *accessLogger();
+}
 
 }  // namespace zt::log

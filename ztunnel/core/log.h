@@ -15,6 +15,14 @@ namespace zt::log {
 
 enum class Format { kText, kJson };
 
+struct Levels {
+  spdlog::level::level_enum main = spdlog::level::info;
+  spdlog::level::level_enum access = spdlog::level::info;  // the main level unless given
+};
+// Parses RUST_LOG's simple form: "<level>[,<target>=<level>]...". Levels: trace, debug, info,
+// warn (warning), error, off. Only the "access" target has its own logger; others are accepted.
+Result<Levels> parseSpec(std::string_view spec);
+
 // Configures both loggers. `spec` follows RUST_LOG's simple form: "<level>[,access=<level>]...",
 // e.g. "info" or "info,access=debug". Returns an error naming the bad part. Call once at start-up.
 Status init(Format format, std::string_view spec);

@@ -45,11 +45,11 @@ struct ProxyConfig {
   Duration connectTimeout = std::chrono::seconds(10);    // TCP connect, outbound and upstream
   Duration handshakeTimeout = std::chrono::seconds(10);  // TLS + first SETTINGS, both directions
 
-  uint32_t poolMaxStreamsPerConnection = 100;                // POOL_MAX_STREAMS_PER_CONNECTION
+  uint32_t poolMaxStreamsPerConnection = 100;                   // POOL_MAX_STREAMS_PER_CONNECTION
   Duration poolUnusedReleaseTimeout = std::chrono::minutes(5);  // POOL_UNUSED_RELEASE_TIMEOUT
-  uint32_t h2StreamWindow = 4 << 20;                         // HTTP2_STREAM_WINDOW_SIZE
-  uint32_t h2ConnectionWindow = 16 << 20;                    // HTTP2_CONNECTION_WINDOW_SIZE
-  uint32_t h2FrameSize = 1 << 20;                            // HTTP2_FRAME_SIZE
+  uint32_t h2StreamWindow = 4 << 20;                            // HTTP2_STREAM_WINDOW_SIZE
+  uint32_t h2ConnectionWindow = 16 << 20;                       // HTTP2_CONNECTION_WINDOW_SIZE
+  uint32_t h2FrameSize = 1 << 20;                               // HTTP2_FRAME_SIZE
 
   // Per-direction buffering on a plaintext socket before its source is paused.
   size_t plainHighWatermark = 1 << 20;

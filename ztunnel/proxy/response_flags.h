@@ -9,13 +9,13 @@
 namespace zt::proxy {
 
 enum class ResponseFlag : uint8_t {
-  kNone,               // "-"
-  kDeny,               // authorization policy denied
-  kConnect,            // upstream connect failed / non-200 CONNECT response
-  kTlsFailure,         // TLS handshake or verification failed
-  kH2HandshakeFailure, // HTTP/2 session could not be set up
-  kNetworkPolicy,      // connect timed out: "maybe a NetworkPolicy is blocking HBONE port 15008"
-  kIdentityError,      // no certificate for the source identity
+  kNone,                // "-"
+  kDeny,                // authorization policy denied
+  kConnect,             // upstream connect failed / non-200 CONNECT response
+  kTlsFailure,          // TLS handshake or verification failed
+  kH2HandshakeFailure,  // HTTP/2 session could not be set up
+  kNetworkPolicy,       // connect timed out: "maybe a NetworkPolicy is blocking HBONE port 15008"
+  kIdentityError,       // no certificate for the source identity
 };
 
 constexpr std::string_view toString(ResponseFlag f) {

@@ -192,16 +192,15 @@ InboundDecision resolveInbound(const state::ProxyState& state, std::string_view 
   SocketAddress upstream;
   if (authority.isAddress()) {
     if (authority.address()->ip() != arrival) {
-      return InboundReject{400, ResponseFlag::kConnect,
-                           "ip mismatch: CONNECT to " + authority.toString() + " arrived on " +
-                               arrival.toString(),
-                           destination};
+      return InboundReject{
+          400, ResponseFlag::kConnect,
+          "ip mismatch: CONNECT to " + authority.toString() + " arrived on " + arrival.toString(),
+          destination};
     }
     upstream = *authority.address();
   } else {
     // host:port: the service of that hostname, and this workload's port for it (§2.4 step 6).
-    const state::Service* service =
-        state.serviceByHostname(authority.host(), peerIdentity.ns);
+    const state::Service* service = state.serviceByHostname(authority.host(), peerIdentity.ns);
     if (service == nullptr) {
       return InboundReject{503, ResponseFlag::kConnect,
                            "unknown service hostname " + authority.host(), destination};

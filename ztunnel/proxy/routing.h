@@ -28,8 +28,8 @@ namespace zt::proxy {
 
 // Carry the connection in an HBONE tunnel.
 struct HboneRoute {
-  SocketAddress dial;                         // peer <ip>:15008 (or the waypoint's HBONE port)
-  hbone::Authority authority;                 // CONNECT :authority
+  SocketAddress dial;                             // peer <ip>:15008 (or the waypoint's HBONE port)
+  hbone::Authority authority;                     // CONNECT :authority
   std::vector<tls::Identity> expectedIdentities;  // the peer must present one of these
   const state::Workload* destination = nullptr;   // the workload (or waypoint) dialled
   const state::Service* service = nullptr;        // when addressed to a service

@@ -30,7 +30,9 @@ std::string_view describe(int code) noexcept {
   return "unknown socks5 error";
 }
 
-uint16_t readPort(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+uint16_t readPort(const uint8_t* p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
 }  // namespace
 
 const ErrorCategory& errorCategory(Socks5Errc) noexcept {

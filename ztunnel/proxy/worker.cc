@@ -63,9 +63,8 @@ Worker::~Worker() {
   bufRing_.reset();
 }
 
-Result<std::unique_ptr<Worker>> Worker::create(const ProxyInputs& inputs,
-                                               WorkerListeners listeners, unsigned index,
-                                               WorkerMailbox& mailbox) {
+Result<std::unique_ptr<Worker>> Worker::create(const ProxyInputs& inputs, WorkerListeners listeners,
+                                               unsigned index, WorkerMailbox& mailbox) {
   std::unique_ptr<Worker> w(new Worker(inputs, index, mailbox));
   ZT_TRY_STATUS(w->init(std::move(listeners)));
   return w;
@@ -96,7 +95,8 @@ Status Worker::init(WorkerListeners listeners) {
     ZT_TRY_STATUS(addListener(std::move(listeners.inbound), ListenerKind::kInbound));
   }
   if (listeners.inboundPlaintext) {
-    ZT_TRY_STATUS(addListener(std::move(listeners.inboundPlaintext), ListenerKind::kInboundPlaintext));
+    ZT_TRY_STATUS(
+        addListener(std::move(listeners.inboundPlaintext), ListenerKind::kInboundPlaintext));
   }
   if (listeners.socks5) {
     ZT_TRY_STATUS(addListener(std::move(listeners.socks5), ListenerKind::kSocks5));
@@ -463,19 +463,20 @@ void Worker::rearmParked() {
 // ---------------------------------------------------------------------------------------------
 // Routing socket events to owners
 
-void Worker::socketData(SocketHandle h, Socket& s, std::span<const uint8_t> data) {
+template <class OnTunnel, class OnConn>
+void Worker::toOwner(const Socket& s, OnTunnel&& onTunnel, OnConn&& onConn) {
   switch (s.ownerKind) {
     case OwnerKind::kTunnel: {
       TunnelHandle th{s.ownerSlot, s.ownerGen};
       if (Tunnel* t = tunnel(th); t != nullptr && !t->dead) {
-        tunnelSocketData(th, *t, sideOfSocket(*t, h), data);
+        onTunnel(th, *t);
       }
       break;
     }
     case OwnerKind::kHbone: {
       ConnHandle ch{s.ownerSlot, s.ownerGen};
       if (HboneConn* c = conn(ch); c != nullptr && !c->dead) {
-        hboneData(ch, *c, data);
+        onConn(ch, *c);
       }
       break;
     }
@@ -484,90 +485,41 @@ void Worker::socketData(SocketHandle h, Socket& s, std::span<const uint8_t> data
   }
 }
 
+void Worker::socketData(SocketHandle h, Socket& s, std::span<const uint8_t> data) {
+  toOwner(
+      s, [&](TunnelHandle th, Tunnel& t) { tunnelSocketData(th, t, sideOfSocket(t, h), data); },
+      [&](ConnHandle ch, HboneConn& c) { hboneData(ch, c, data); });
+}
+
 void Worker::socketEof(SocketHandle h, Socket& s) {
-  switch (s.ownerKind) {
-    case OwnerKind::kTunnel: {
-      TunnelHandle th{s.ownerSlot, s.ownerGen};
-      if (Tunnel* t = tunnel(th); t != nullptr && !t->dead) {
-        tunnelSocketEof(th, *t, sideOfSocket(*t, h));
-      }
-      break;
-    }
-    case OwnerKind::kHbone: {
-      ConnHandle ch{s.ownerSlot, s.ownerGen};
-      if (HboneConn* c = conn(ch); c != nullptr && !c->dead) {
-        hboneEof(ch, *c);
-      }
-      break;
-    }
-    case OwnerKind::kNone:
-      break;
-  }
+  toOwner(
+      s, [&](TunnelHandle th, Tunnel& t) { tunnelSocketEof(th, t, sideOfSocket(t, h)); },
+      [&](ConnHandle ch, HboneConn& c) { hboneEof(ch, c); });
 }
 
 void Worker::socketError(SocketHandle h, Socket& s, int err, const char* what) {
   (void)h;
   std::string error = std::string(what) + ": " + std::strerror(err);
-  switch (s.ownerKind) {
-    case OwnerKind::kTunnel: {
-      TunnelHandle th{s.ownerSlot, s.ownerGen};
-      if (Tunnel* t = tunnel(th); t != nullptr && !t->dead) {
-        abortTunnel(th, *t, ResponseFlag::kConnect, std::move(error));
-      }
-      break;
-    }
-    case OwnerKind::kHbone: {
-      ConnHandle ch{s.ownerSlot, s.ownerGen};
-      if (HboneConn* c = conn(ch); c != nullptr && !c->dead) {
-        failConn(ch, *c, ResponseFlag::kConnect, "HBONE transport " + error);
-      }
-      break;
-    }
-    case OwnerKind::kNone:
-      break;
-  }
+  toOwner(
+      s,
+      [&](TunnelHandle th, Tunnel& t) {
+        abortTunnel(th, t, ResponseFlag::kConnect, std::move(error));
+      },
+      [&](ConnHandle ch, HboneConn& c) {
+        failConn(ch, c, ResponseFlag::kConnect, "HBONE transport " + error);
+      });
 }
 
 void Worker::socketSent(SocketHandle h, Socket& s, size_t n) {
-  switch (s.ownerKind) {
-    case OwnerKind::kTunnel: {
-      TunnelHandle th{s.ownerSlot, s.ownerGen};
-      if (Tunnel* t = tunnel(th); t != nullptr && !t->dead) {
-        tunnelSocketSent(th, *t, sideOfSocket(*t, h), n);
-      }
-      break;
-    }
-    case OwnerKind::kHbone: {
-      ConnHandle ch{s.ownerSlot, s.ownerGen};
-      if (HboneConn* c = conn(ch); c != nullptr && !c->dead) {
-        hboneSent(ch, *c);
-      }
-      break;
-    }
-    case OwnerKind::kNone:
-      break;
-  }
+  toOwner(
+      s, [&](TunnelHandle th, Tunnel& t) { tunnelSocketSent(th, t, sideOfSocket(t, h), n); },
+      [&](ConnHandle ch, HboneConn& c) { hboneSent(ch, c); });
 }
 
 void Worker::socketConnected(SocketHandle h, Socket& s, int err) {
-  switch (s.ownerKind) {
-    case OwnerKind::kTunnel: {
-      TunnelHandle th{s.ownerSlot, s.ownerGen};
-      if (Tunnel* t = tunnel(th); t != nullptr && !t->dead) {
-        tunnelSocketConnected(th, *t, sideOfSocket(*t, h), err);
-      }
-      break;
-    }
-    case OwnerKind::kHbone: {
-      ConnHandle ch{s.ownerSlot, s.ownerGen};
-      if (HboneConn* c = conn(ch); c != nullptr && !c->dead) {
-        hboneConnected(ch, *c, err);
-      }
-      break;
-    }
-    case OwnerKind::kNone:
-      break;
-  }
+  toOwner(
+      s, [&](TunnelHandle th, Tunnel& t) { tunnelSocketConnected(th, t, sideOfSocket(t, h), err); },
+      [&](ConnHandle ch, HboneConn& c) { hboneConnected(ch, c, err); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -580,10 +532,12 @@ void Worker::onTimer(uint64_t cookie) {
   switch (kind) {
     case TimerKind::kHandshake: {
       ConnHandle ch{slot, gen};
-      if (HboneConn* c = conn(ch); c != nullptr && !c->dead && c->phase != HboneConn::Phase::kReady) {
+      if (HboneConn* c = conn(ch);
+          c != nullptr && !c->dead && c->phase != HboneConn::Phase::kReady) {
         c->handshakeTimer = {};
-        failConn(ch, *c, c->phase == HboneConn::Phase::kConnecting ? ResponseFlag::kNetworkPolicy
-                                                                    : ResponseFlag::kTlsFailure,
+        failConn(ch, *c,
+                 c->phase == HboneConn::Phase::kConnecting ? ResponseFlag::kNetworkPolicy
+                                                           : ResponseFlag::kTlsFailure,
                  "handshake timed out");
       }
       break;
@@ -635,7 +589,9 @@ void Worker::onTimer(uint64_t cookie) {
   }
 }
 
-void Worker::onMessage(WorkerMessage&& message) { message(*this); }
+void Worker::onMessage(WorkerMessage&& message) {
+  message(*this);
+}
 
 void Worker::afterDispatch() {
   // Work the batch left behind, until none is left: bytes sent inline (owners consume, resume

@@ -139,21 +139,21 @@ class Worker {
     OwnerKind ownerKind = OwnerKind::kNone;
     uint32_t ownerSlot = 0;
     uint16_t ownerGen = 0;
-    uint8_t inflight = 0;       // operations submitted and not yet completed
-    bool accepting = false;     // listener: multishot accept armed
+    uint8_t inflight = 0;    // operations submitted and not yet completed
+    bool accepting = false;  // listener: multishot accept armed
     bool connecting = false;
-    bool connected = false;     // usable for send (accepted, or connect completed)
+    bool connected = false;  // usable for send (accepted, or connect completed)
     bool recvArmed = false;
-    bool recvParked = false;    // recv hit ENOBUFS; re-armed when buffers are back
-    bool recvWanted = false;    // the owner wants bytes (not paused, not at EOF)
-    bool readEof = false;       // FIN (or error) seen on the read side
+    bool recvParked = false;  // recv hit ENOBUFS; re-armed when buffers are back
+    bool recvWanted = false;  // the owner wants bytes (not paused, not at EOF)
+    bool readEof = false;     // FIN (or error) seen on the read side
     bool sendArmed = false;
     bool shutdownWanted = false;  // send FIN once `out` is flushed
     bool shutdownDone = false;
-    bool closing = false;         // cancel issued; freed when inflight reaches 0
+    bool closing = false;  // cancel issued; freed when inflight reaches 0
     bool closeWhenFlushed = false;
-    bool failed = false;          // a send or recv failed: nothing more will work
-    ByteBuffer out;               // bytes waiting to be sent
+    bool failed = false;  // a send or recv failed: nothing more will work
+    ByteBuffer out;       // bytes waiting to be sent
     msghdr msg{};
     iovec iov[kMaxIov]{};
     sockaddr_storage connectAddr{};
@@ -176,13 +176,18 @@ class Worker {
     SocketHandle socket;
     ConnHandle conn;
     hbone::StreamId stream = -1;
-    bool eofSent = false;     // the other end's EOF was passed to this end
-    bool eofReceived = false; // this end finished sending to us
-    bool closed = false;      // stream fully closed (onStreamClosed) / socket released
-    bool paused = false;      // socket source paused for backpressure
+    bool eofSent = false;      // the other end's EOF was passed to this end
+    bool eofReceived = false;  // this end finished sending to us
+    bool closed = false;       // stream fully closed (onStreamClosed) / socket released
+    bool paused = false;       // socket source paused for backpressure
   };
 
-  enum class TunnelKind : uint8_t { kOutboundHbone, kOutboundTcp, kInboundHbone, kInboundPlaintext };
+  enum class TunnelKind : uint8_t {
+    kOutboundHbone,
+    kOutboundTcp,
+    kInboundHbone,
+    kInboundPlaintext
+  };
   enum class TunnelPhase : uint8_t { kSocks5, kWaitingForPool, kConnecting, kEstablished };
 
   struct Tunnel {
@@ -302,6 +307,10 @@ class Worker {
   void onConnect(SocketHandle h, Socket& s, int32_t res);
   void rearmParked();
 
+  // Calls onTunnel(TunnelHandle, Tunnel&) or onConn(ConnHandle, HboneConn&) for the socket's
+  // live owner, if any.
+  template <class OnTunnel, class OnConn>
+  void toOwner(const Socket& s, OnTunnel&& onTunnel, OnConn&& onConn);
   // Socket events, routed to the owner.
   void socketData(SocketHandle h, Socket& s, std::span<const uint8_t> data);
   void socketEof(SocketHandle h, Socket& s);
@@ -324,17 +333,22 @@ class Worker {
   void checkFinished(TunnelHandle th, Tunnel& t);
   void abortTunnel(TunnelHandle th, Tunnel& t, ResponseFlag flag, std::string error);
   void finishTunnel(TunnelHandle th, Tunnel& t);
+  // Releases both ends (sockets closed, abortively or not; open streams reset), records the
+  // tunnel in stats and the access log, and queues it for freeing.
+  void endTunnel(TunnelHandle th, Tunnel& t, bool abortive);
   void logTunnel(const Tunnel& t);
   int sideOfSocket(const Tunnel& t, SocketHandle h) const;
 
   // ---------- accepting and routing (worker_accept.cc) ----------
+  // A tunnel whose end 0 is the accepted socket `fd` from `peer`.
+  TunnelHandle adoptClient(UniqueFd fd, const SocketAddress& peer, TunnelKind kind,
+                           const char* direction);
   void acceptOutbound(UniqueFd fd, bool socks5);
   void acceptInboundPlaintext(UniqueFd fd);
   void acceptInboundHbone(UniqueFd fd);
   void routeOutboundTunnel(TunnelHandle th, Tunnel& t, const SocketAddress& target);
   void socks5Data(TunnelHandle th, Tunnel& t, std::span<const uint8_t> data);
-  Result<SocketHandle> connectUpstream(TunnelHandle th, Tunnel& t,
-                                       const SocketAddress& to,
+  Result<SocketHandle> connectUpstream(TunnelHandle th, Tunnel& t, const SocketAddress& to,
                                        std::optional<IpAddress> spoofSource);
   const state::Workload* localWorkload(const state::ProxyState& state) const;
 
@@ -355,6 +369,7 @@ class Worker {
   void failConn(ConnHandle ch, HboneConn& c, ResponseFlag flag, const std::string& error);
   // Flushes what the session holds, sends close_notify and closes the socket once flushed.
   void closeConnGracefully(ConnHandle ch, HboneConn& c);
+  void cancelTimers(HboneConn& c);
   // Draining: once no tunnel is left, closes every connection gracefully; stops the loop when
   // every socket is closed.
   void finishDrain();

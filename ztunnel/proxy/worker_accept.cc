@@ -64,6 +64,18 @@ const state::Workload* Worker::localWorkload(const state::ProxyState& state) con
                                  config_.workloadServiceAccount);
 }
 
+Worker::TunnelHandle Worker::adoptClient(UniqueFd fd, const SocketAddress& peer, TunnelKind kind,
+                                         const char* direction) {
+  tuneAccepted(fd.get(), config_.keepalive);
+  SocketHandle sh = newSocket(std::move(fd), SocketRole::kStream);
+  socket(sh)->connected = true;
+  TunnelHandle th = newTunnel(kind, direction);
+  Tunnel& t = *tunnel(th);
+  t.src = peer;
+  attachSocket(th, t, 0, sh);
+  return th;
+}
+
 void Worker::acceptOutbound(UniqueFd fd, bool socks5) {
   auto peer = io::peerAddress(fd.get());
   if (!peer) {
@@ -79,13 +91,9 @@ void Worker::acceptOutbound(UniqueFd fd, bool socks5) {
     }
     target = *dst;
   }
-  tuneAccepted(fd.get(), config_.keepalive);
-  SocketHandle sh = newSocket(std::move(fd), SocketRole::kStream);
-  socket(sh)->connected = true;
-  TunnelHandle th = newTunnel(TunnelKind::kOutboundTcp, "outbound");
+  TunnelHandle th = adoptClient(std::move(fd), *peer, TunnelKind::kOutboundTcp, "outbound");
   Tunnel& t = *tunnel(th);
-  t.src = *peer;
-  attachSocket(th, t, 0, sh);
+  SocketHandle sh = t.ends[0].socket;
   if (socks5) {
     t.phase = TunnelPhase::kSocks5;
     t.socks = std::make_unique<socks5::ServerHandshake>();
@@ -147,8 +155,8 @@ void Worker::socks5Data(TunnelHandle th, Tunnel& t, std::span<const uint8_t> dat
   SocketHandle sh = t.ends[0].socket;
   t.socksPending.append(data);
   std::string pending = t.socksPending.toString();  // a handshake is a few dozen bytes
-  auto step = t.socks->feed(
-      std::span(reinterpret_cast<const uint8_t*>(pending.data()), pending.size()));
+  auto step =
+      t.socks->feed(std::span(reinterpret_cast<const uint8_t*>(pending.data()), pending.size()));
   Socket* s = socket(sh);
   if (!step) {
     std::string reply = socks5::ServerHandshake::errorReply(step.error());
@@ -234,9 +242,10 @@ void Worker::tunnelSocketConnected(TunnelHandle th, Tunnel& t, int side, int err
     t.socksFailure = socks5::replyForErrno(err);
     std::string error = "connect to " + t.dst.toString() + ": " + std::strerror(err);
     if (t.kind == TunnelKind::kInboundHbone) {
-      error = "upstream " + (client.type == End::Type::kStream ? t.request.authority.toString()
-                                                              : t.dst.toString()) +
-              ": " + std::strerror(err);
+      error =
+          "upstream " +
+          (client.type == End::Type::kStream ? t.request.authority.toString() : t.dst.toString()) +
+          ": " + std::strerror(err);
       if (auto* server = serverSession(client)) {
         (void)server->respond(client.stream, 503);
         if (HboneConn* c = conn(client.conn)) {
@@ -269,17 +278,12 @@ void Worker::acceptInboundPlaintext(UniqueFd fd) {
   if (!peer || !dst) {
     return;
   }
-  tuneAccepted(fd.get(), config_.keepalive);
-  SocketHandle sh = newSocket(std::move(fd), SocketRole::kStream);
-  socket(sh)->connected = true;
-  TunnelHandle th = newTunnel(TunnelKind::kInboundPlaintext, "inbound");
+  TunnelHandle th = adoptClient(std::move(fd), *peer, TunnelKind::kInboundPlaintext, "inbound");
   Tunnel& t = *tunnel(th);
-  t.src = *peer;
   t.dst = *dst;
   t.state = inputs_.state.current();
-  attachSocket(th, t, 0, sh);
-  InboundDecision decision = resolveInboundPlaintext(*t.state, config_.network, *dst, peer->ip(),
-                                                     config_.enableSocks5);
+  InboundDecision decision =
+      resolveInboundPlaintext(*t.state, config_.network, *dst, peer->ip(), config_.enableSocks5);
   if (auto* reject = std::get_if<InboundReject>(&decision)) {
     abortTunnel(th, t, reject->flag, reject->reason);
     return;

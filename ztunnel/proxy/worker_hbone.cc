@@ -292,10 +292,10 @@ void Worker::hboneData(ConnHandle ch, HboneConn& c, std::span<const uint8_t> dat
   Socket& s = *socket(c.socket);
   auto fed = c.tls->feed(data, c.plainIn, s.out);
   if (!fed) {
-    failConn(ch, c,
-             c.phase == HboneConn::Phase::kReady ? ResponseFlag::kConnect
-                                                 : ResponseFlag::kTlsFailure,
-             fed.error().message());
+    failConn(
+        ch, c,
+        c.phase == HboneConn::Phase::kReady ? ResponseFlag::kConnect : ResponseFlag::kTlsFailure,
+        fed.error().message());
     return;
   }
   if (fed->handshakeDone && c.phase == HboneConn::Phase::kHandshaking) {
@@ -347,8 +347,8 @@ void Worker::handshakeDone(ConnHandle ch, HboneConn& c) {
     c.server = std::move(*session);
   }
   c.phase = HboneConn::Phase::kReady;
-  c.tickTimer = loop_->scheduleAfter(std::chrono::seconds(1),
-                                     timerCookie(TimerKind::kTick, ch.slot, ch.gen));
+  c.tickTimer =
+      loop_->scheduleAfter(std::chrono::seconds(1), timerCookie(TimerKind::kTick, ch.slot, ch.gen));
   ZT_DEBUG("HBONE {} {} -> {} established, peer {}", c.isClient ? "client" : "server",
            c.local.toString(), c.peer.toString(), c.peerIdentity);
   if (c.isClient) {
@@ -372,11 +372,7 @@ void Worker::hboneEof(ConnHandle ch, HboneConn& c) {
       c.server->abort();
     }
     closeSocket(c.socket, false);
-    for (io::TimerId* timer : {&c.handshakeTimer, &c.tickTimer, &c.idleTimer}) {
-      if (*timer) {
-        loop_->cancelTimer(*timer);
-      }
-    }
+    cancelTimers(c);
     deadConns_.push_back(ch);
     stats_.hboneConnectionsClosed.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -384,7 +380,9 @@ void Worker::hboneEof(ConnHandle ch, HboneConn& c) {
   failConn(ch, c, ResponseFlag::kConnect, "HBONE connection closed by the peer");
 }
 
-void Worker::hboneSent(ConnHandle ch, HboneConn& c) { markDirty(ch, c); }
+void Worker::hboneSent(ConnHandle ch, HboneConn& c) {
+  markDirty(ch, c);
+}
 
 void Worker::failConn(ConnHandle ch, HboneConn& c, ResponseFlag flag, const std::string& error) {
   if (c.dead) {
@@ -398,8 +396,7 @@ void Worker::failConn(ConnHandle ch, HboneConn& c, ResponseFlag flag, const std:
     ZT_WARN("HBONE connection to {} failed: {}", c.peer.toString(), error);
     failWaiters(key, flag, error);
   } else {
-    ZT_DEBUG("HBONE connection {} <-> {} closed: {}", c.local.toString(), c.peer.toString(),
-             error);
+    ZT_DEBUG("HBONE connection {} <-> {} closed: {}", c.local.toString(), c.peer.toString(), error);
   }
   // Streams still open fail with the connection (onStreamReset/onStreamClosed come from abort()).
   if (c.client) {
@@ -413,12 +410,7 @@ void Worker::failConn(ConnHandle ch, HboneConn& c, ResponseFlag flag, const std:
     }
   }
   c.streams.clear();
-  for (io::TimerId* timer : {&c.handshakeTimer, &c.tickTimer, &c.idleTimer}) {
-    if (*timer) {
-      loop_->cancelTimer(*timer);
-      *timer = {};
-    }
-  }
+  cancelTimers(c);
   if (Socket* s = socket(c.socket)) {
     if (s->failed || s->out.empty()) {
       closeSocket(c.socket, s->failed);
@@ -433,6 +425,15 @@ void Worker::failConn(ConnHandle ch, HboneConn& c, ResponseFlag flag, const std:
   stats_.hboneConnectionsClosed.fetch_add(1, std::memory_order_relaxed);
 }
 
+void Worker::cancelTimers(HboneConn& c) {
+  for (io::TimerId* timer : {&c.handshakeTimer, &c.tickTimer, &c.idleTimer}) {
+    if (*timer) {
+      loop_->cancelTimer(*timer);
+      *timer = {};
+    }
+  }
+}
+
 void Worker::markDirty(ConnHandle ch, HboneConn& c) {
   if (!c.dirty) {
     c.dirty = true;
@@ -445,8 +446,7 @@ void Worker::flushConn(ConnHandle ch, HboneConn& c) {
   if (s == nullptr) {
     return;
   }
-  if (c.phase == HboneConn::Phase::kReady &&
-      (c.client || c.server)) {
+  if (c.phase == HboneConn::Phase::kReady && (c.client || c.server)) {
     while (s->out.size() < kCiphertextHighWatermark && c.wantsWrite()) {
       Status st = c.isClient ? c.client->produce(c.plainOut, kProduceChunk)
                              : c.server->produce(c.plainOut, kProduceChunk);
@@ -485,12 +485,7 @@ void Worker::closeConnGracefully(ConnHandle ch, HboneConn& c) {
   }
   c.dead = true;
   removeFromPool(ch, c);
-  for (io::TimerId* timer : {&c.handshakeTimer, &c.tickTimer, &c.idleTimer}) {
-    if (*timer) {
-      loop_->cancelTimer(*timer);
-      *timer = {};
-    }
-  }
+  cancelTimers(c);
   if (Socket* s = socket(c.socket)) {
     // Everything the sessions still hold (last frames, GOAWAY), then close_notify, then FIN.
     if (c.phase == HboneConn::Phase::kReady) {
@@ -528,8 +523,8 @@ void Worker::onTunnelResponse(HboneConn& c, hbone::StreamId id, int status) {
   }
   c.streams.erase(id);
   t->ends[side].type = End::Type::kNone;  // the session already reset the stream
-  t->socksFailure = status == 401 ? socks5::ReplyCode::kNotAllowed
-                                  : socks5::ReplyCode::kConnectionRefused;
+  t->socksFailure =
+      status == 401 ? socks5::ReplyCode::kNotAllowed : socks5::ReplyCode::kConnectionRefused;
   abortTunnel(th, *t, ResponseFlag::kConnect,
               "HBONE CONNECT to " + t->request.authority.toString() + " was answered " +
                   std::to_string(status));
@@ -569,8 +564,7 @@ void Worker::onConnectRequest(HboneConn& c, hbone::StreamId id, hbone::ConnectRe
   for (const auto& line : accept.decision.dryRunLog) {
     ZT_DEBUG("authorization (dry run): {}", line);
   }
-  auto upstream = connectUpstream(th, t, accept.upstream,
-                                  std::optional<IpAddress>(c.peer.ip()));
+  auto upstream = connectUpstream(th, t, accept.upstream, std::optional<IpAddress>(c.peer.ip()));
   if (!upstream) {
     c.streams.erase(id);
     t.ends[0].type = End::Type::kNone;

@@ -38,8 +38,7 @@ void Worker::attachSocket(TunnelHandle th, Tunnel& t, int side, SocketHandle sh)
   setOwner(sh, OwnerKind::kTunnel, th.slot, th.gen);
 }
 
-void Worker::tunnelSocketData(TunnelHandle th, Tunnel& t, int side,
-                              std::span<const uint8_t> data) {
+void Worker::tunnelSocketData(TunnelHandle th, Tunnel& t, int side, std::span<const uint8_t> data) {
   if (t.phase == TunnelPhase::kSocks5) {
     socks5Data(th, t, data);
     return;
@@ -216,26 +215,8 @@ void Worker::checkFinished(TunnelHandle th, Tunnel& t) {
 }
 
 void Worker::finishTunnel(TunnelHandle th, Tunnel& t) {
-  for (End& e : t.ends) {
-    if (e.type == End::Type::kSocket) {
-      closeSocket(e.socket, false);
-    } else if (e.type == End::Type::kStream) {
-      if (HboneConn* c = conn(e.conn)) {
-        c->streams.erase(e.stream);
-        if (!e.closed) {
-          streamReset(e, kH2ConnectError);
-          markDirty(e.conn, *c);
-        }
-      }
-    }
-    e.type = End::Type::kNone;
-  }
   stats_.tunnelsClosed.fetch_add(1, std::memory_order_relaxed);
-  stats_.bytesFromClients.fetch_add(t.bytesUp, std::memory_order_relaxed);
-  stats_.bytesToClients.fetch_add(t.bytesDown, std::memory_order_relaxed);
-  logTunnel(t);
-  t.dead = true;
-  deadTunnels_.push_back(th);
+  endTunnel(th, t, false);
 }
 
 void Worker::abortTunnel(TunnelHandle th, Tunnel& t, ResponseFlag flag, std::string error) {
@@ -252,9 +233,9 @@ void Worker::abortTunnel(TunnelHandle th, Tunnel& t, ResponseFlag flag, std::str
       t.ends[0].type == End::Type::kSocket) {
     // A SOCKS5 client gets a failure reply instead of a reset.
     if (Socket* s = socket(t.ends[0].socket)) {
-      socks5::ReplyCode code = t.socksFailure.value_or(
-          flag == ResponseFlag::kNetworkPolicy ? socks5::ReplyCode::kTtlExpired
-                                               : socks5::ReplyCode::kGeneralFailure);
+      socks5::ReplyCode code = t.socksFailure.value_or(flag == ResponseFlag::kNetworkPolicy
+                                                           ? socks5::ReplyCode::kTtlExpired
+                                                           : socks5::ReplyCode::kGeneralFailure);
       s->out.append(socks5::connectReply(code, std::nullopt));
       s->ownerKind = OwnerKind::kNone;
       s->closeWhenFlushed = true;
@@ -262,9 +243,14 @@ void Worker::abortTunnel(TunnelHandle th, Tunnel& t, ResponseFlag flag, std::str
     }
     t.ends[0].type = End::Type::kNone;
   }
+  stats_.tunnelsFailed.fetch_add(1, std::memory_order_relaxed);
+  endTunnel(th, t, true);
+}
+
+void Worker::endTunnel(TunnelHandle th, Tunnel& t, bool abortive) {
   for (End& e : t.ends) {
     if (e.type == End::Type::kSocket) {
-      closeSocket(e.socket, true);
+      closeSocket(e.socket, abortive);
     } else if (e.type == End::Type::kStream) {
       if (HboneConn* c = conn(e.conn)) {
         c->streams.erase(e.stream);
@@ -276,7 +262,6 @@ void Worker::abortTunnel(TunnelHandle th, Tunnel& t, ResponseFlag flag, std::str
     }
     e.type = End::Type::kNone;
   }
-  stats_.tunnelsFailed.fetch_add(1, std::memory_order_relaxed);
   stats_.bytesFromClients.fetch_add(t.bytesUp, std::memory_order_relaxed);
   stats_.bytesToClients.fetch_add(t.bytesDown, std::memory_order_relaxed);
   logTunnel(t);
