@@ -143,7 +143,14 @@ int runProxy(const Config& config) {
   if (auto ring = io::probeIoUring(); !ring) {
     return fatal(ring.error().message());
   }
-  tls::logKernelTlsDecision(tls::decideKernelTls(tls::KernelTlsWish::kAuto, tls::probeKernelTls()));
+  auto kernelTls = tls::decideKernelTls(tls::KernelTlsWish::kAuto, tls::probeKernelTls());
+  if (kernelTls.mode == tls::KernelTlsMode::kKernel) {
+    // The probe and key export exist (tls/ktls.h), but the workers do not hand sessions over.
+    ZT_INFO("kernel TLS: available, but this build keeps HBONE TLS in userspace (kernel offload "
+            "is not wired into the datapath yet)");
+  } else {
+    tls::logKernelTlsDecision(kernelTls);
+  }
 
   // State: the local YAML (watched) or inline LOCAL_XDS; otherwise empty (all passthrough).
   state::StateOptions stateOptions;
