@@ -404,12 +404,14 @@ void Worker::failConn(ConnHandle ch, HboneConn& c, ResponseFlag flag, const std:
   } else if (c.server) {
     c.server->abort();
   }
-  for (auto& [id, th] : c.streams) {
+  // Whatever abort() did not report (aborting a tunnel erases from c.streams: iterate a copy).
+  auto remaining = std::move(c.streams);
+  c.streams.clear();
+  for (auto& [id, th] : remaining) {
     if (Tunnel* t = tunnel(th); t != nullptr && !t->dead) {
       abortTunnel(th, *t, flag, error);
     }
   }
-  c.streams.clear();
   cancelTimers(c);
   if (Socket* s = socket(c.socket)) {
     if (s->failed || s->out.empty()) {
@@ -499,8 +501,7 @@ void Worker::closeConnGracefully(ConnHandle ch, HboneConn& c) {
     }
     s->ownerKind = OwnerKind::kNone;
     s->closeWhenFlushed = true;
-    trySend(c.socket, *s);
-    maybeShutdown(c.socket, *s);
+    trySend(c.socket, *s);  // closes the socket once the queue is empty (may free it now)
   }
   deadConns_.push_back(ch);
   stats_.hboneConnectionsClosed.fetch_add(1, std::memory_order_relaxed);
