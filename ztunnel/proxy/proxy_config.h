@@ -57,7 +57,7 @@ struct ProxyConfig {
 
   // Provided receive buffers per worker.
   uint32_t recvBufferSize = 64 << 10;
-  uint32_t recvBufferCount = 128;
+  uint32_t recvBufferCount = 64;
   unsigned ringEntries = 1024;
 };
 
