@@ -11,6 +11,7 @@
 
 #include "ztunnel/core/log.h"
 #include "ztunnel/identity/file_certs.h"
+#include "ztunnel/io/errors.h"
 #include "ztunnel/io/probe.h"
 #include "ztunnel/io/socket_options.h"
 #include "ztunnel/proxy/worker.h"
@@ -69,24 +70,35 @@ struct WorkerSlot {
   std::atomic<bool> failed{false};
 };
 
-Result<proxy::WorkerListeners> makeListeners(const proxy::ProxyConfig& config) {
+// What the listeners may use: both need CAP_NET_ADMIN.
+struct ListenerPrivileges {
+  bool transparent = true;  // IP_TRANSPARENT, so TPROXY-captured connections are accepted too
+  bool mark = true;         // SO_MARK = PACKET_MARK
+};
+
+Result<proxy::WorkerListeners> makeListeners(const proxy::ProxyConfig& config,
+                                             const ListenerPrivileges& privileges) {
   io::ListenerOptions options;
-  options.mark = config.packetMark != 0 ? std::optional<uint32_t>(config.packetMark) : std::nullopt;
+  if (privileges.mark && config.packetMark != 0) {
+    options.mark = config.packetMark;
+  }
   options.backlog = 1024;
   proxy::WorkerListeners listeners;
   struct Want {
     UniqueFd* fd;
     const SocketAddress* addr;
     const char* what;
+    bool capture;  // a capture listener (SOCKS5 is plain loopback)
   };
   std::vector<Want> wants = {
-      {&listeners.outbound, &config.outboundAddr, "outbound"},
-      {&listeners.inbound, &config.inboundAddr, "inbound HBONE"},
-      {&listeners.inboundPlaintext, &config.inboundPlaintextAddr, "inbound plaintext"}};
+      {&listeners.outbound, &config.outboundAddr, "outbound", true},
+      {&listeners.inbound, &config.inboundAddr, "inbound HBONE", true},
+      {&listeners.inboundPlaintext, &config.inboundPlaintextAddr, "inbound plaintext", true}};
   if (config.enableSocks5) {
-    wants.push_back({&listeners.socks5, &config.socks5Addr, "SOCKS5"});
+    wants.push_back({&listeners.socks5, &config.socks5Addr, "SOCKS5", false});
   }
   for (auto& want : wants) {
+    options.transparent = privileges.transparent && want.capture;
     auto fd = io::makeListener(*want.addr, options);
     if (!fd) {
       return fail(
@@ -95,6 +107,28 @@ Result<proxy::WorkerListeners> makeListeners(const proxy::ProxyConfig& config) {
     *want.fd = std::move(*fd);
   }
   return listeners;
+}
+
+// makeListeners, degrading without CAP_NET_ADMIN: first without IP_TRANSPARENT (TPROXY capture
+// cannot work then; REDIRECT capture still does), then without SO_MARK. Says so once.
+Result<proxy::WorkerListeners> makeListenersDegrading(const proxy::ProxyConfig& config,
+                                                      ListenerPrivileges& privileges) {
+  for (;;) {
+    auto listeners = makeListeners(config, privileges);
+    if (listeners || !listeners.error().is(io::IoErrc::kPermissionDenied)) {
+      return listeners;
+    }
+    if (privileges.transparent) {
+      privileges.transparent = false;
+      ZT_WARN("listeners are not transparent (TPROXY capture unavailable): {}",
+              listeners.error().message());
+    } else if (privileges.mark) {
+      privileges.mark = false;
+      ZT_WARN("listeners carry no SO_MARK: {}", listeners.error().message());
+    } else {
+      return listeners;
+    }
+  }
 }
 
 }  // namespace
@@ -214,8 +248,9 @@ int runProxy(const Config& config) {
   proxy::ProxyInputs inputs{proxyConfig, stateStore, credentials};
 
   std::vector<std::unique_ptr<WorkerSlot>> workers;
+  ListenerPrivileges listenerPrivileges;
   for (unsigned i = 0; i < config.workerThreads; ++i) {
-    auto listeners = makeListeners(proxyConfig);
+    auto listeners = makeListenersDegrading(proxyConfig, listenerPrivileges);
     if (!listeners) {
       return fatal(listeners.error().message());
     }

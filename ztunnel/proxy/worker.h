@@ -348,6 +348,9 @@ class Worker {
   void acceptInboundHbone(UniqueFd fd);
   void routeOutboundTunnel(TunnelHandle th, Tunnel& t, const SocketAddress& target);
   void socks5Data(TunnelHandle th, Tunnel& t, std::span<const uint8_t> data);
+  // A TCP socket for an outgoing connection with PACKET_MARK, keepalive and, when given and
+  // allowed, the spoofed source; without CAP_NET_ADMIN it drops what needs it (once, logged).
+  Result<UniqueFd> openSocket(int family, std::optional<IpAddress> spoofSource);
   Result<SocketHandle> connectUpstream(TunnelHandle th, Tunnel& t, const SocketAddress& to,
                                        std::optional<IpAddress> spoofSource);
   const state::Workload* localWorkload(const state::ProxyState& state) const;
@@ -433,6 +436,7 @@ class Worker {
   bool draining_ = false;
   bool closingAll_ = false;
   bool origSrcUsable_ = true;
+  bool markUsable_ = true;
   WorkerStats stats_;
 };
 

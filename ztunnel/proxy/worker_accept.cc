@@ -206,25 +206,45 @@ void Worker::socks5Data(TunnelHandle th, Tunnel& t, std::span<const uint8_t> dat
   routeOutboundTunnel(th, t, SocketAddress(vip->address, domain.port));
 }
 
+Result<UniqueFd> Worker::openSocket(int family, std::optional<IpAddress> spoofSource) {
+  io::SocketOptions options;
+  options.mark = markUsable_ && config_.packetMark != 0
+                     ? std::optional<uint32_t>(config_.packetMark)
+                     : std::nullopt;
+  options.keepalive = config_.keepalive;
+  options.userTimeout = config_.userTimeout;
+  if (spoofSource && origSrcUsable_) {
+    options.sourceIp = spoofSource;
+  }
+  for (;;) {
+    auto fd = io::makeTcpSocket(family, options);
+    if (fd || !fd.error().is(io::IoErrc::kPermissionDenied)) {
+      return fd;
+    }
+    // Without CAP_NET_ADMIN: give up what needs it, once, and say so.
+    if (options.sourceIp && config_.origSrc == OrigSrcMode::kAuto) {
+      ZT_WARN("worker {}: source IP preservation disabled (apps see ztunnel's address): {}",
+              index_, fd.error().message());
+      origSrcUsable_ = false;
+      options.sourceIp.reset();
+    } else if (options.mark && !options.sourceIp) {
+      ZT_WARN("worker {}: sockets carry no SO_MARK (capture rules would loop them): {}", index_,
+              fd.error().message());
+      markUsable_ = false;
+      options.mark.reset();
+    } else {
+      return fd;
+    }
+  }
+}
+
 Result<Worker::SocketHandle> Worker::connectUpstream(TunnelHandle th, Tunnel& t,
                                                      const SocketAddress& to,
                                                      std::optional<IpAddress> spoofSource) {
-  io::SocketOptions options;
-  options.mark = config_.packetMark;
-  options.keepalive = config_.keepalive;
-  options.userTimeout = config_.userTimeout;
-  if (spoofSource && origSrcUsable_ && spoofSource->family() == to.ip().family()) {
-    options.sourceIp = spoofSource;
+  if (spoofSource && spoofSource->family() != to.ip().family()) {
+    spoofSource.reset();
   }
-  auto fd = io::makeTcpSocket(to.family(), options);
-  if (!fd && options.sourceIp && fd.error().is(io::IoErrc::kPermissionDenied) &&
-      config_.origSrc == OrigSrcMode::kAuto) {
-    // Without CAP_NET_ADMIN the app sees ztunnel's address instead of the client's.
-    ZT_WARN("source IP preservation disabled on worker {}: {}", index_, fd.error().message());
-    origSrcUsable_ = false;
-    options.sourceIp.reset();
-    fd = io::makeTcpSocket(to.family(), options);
-  }
+  auto fd = openSocket(to.family(), spoofSource);
   if (!fd) {
     return fail(std::move(fd).error());
   }

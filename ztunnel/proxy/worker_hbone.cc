@@ -142,11 +142,7 @@ void Worker::dial(const std::string& key, PoolEntry& entry, const HboneRoute& ro
     failWaiters(key, ResponseFlag::kTlsFailure, session.error().message());
     return;
   }
-  io::SocketOptions options;
-  options.mark = config_.packetMark;
-  options.keepalive = config_.keepalive;
-  options.userTimeout = config_.userTimeout;
-  auto fd = io::makeTcpSocket(route.dial.family(), options);
+  auto fd = openSocket(route.dial.family(), std::nullopt);
   if (!fd) {
     failWaiters(key, ResponseFlag::kConnect, fd.error().message());
     return;
