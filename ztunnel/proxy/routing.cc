@@ -60,8 +60,23 @@ RejectRoute unsupported(std::string what) {
   return RejectRoute{ResponseFlag::kConnect, std::move(what) + " is not supported yet"};
 }
 
-bool isWaypointOf(const state::Workload* source, const state::GatewayTarget& gw) {
-  return source != nullptr && source == gw.workload;
+// Whether the connection comes from the waypoint itself (spec §1.8 step 5): then it goes on to
+// the destination instead of back to a waypoint. A waypoint reached through a service has several
+// replicas, and resolveGateway picked one at random, so compare against every endpoint.
+bool isWaypointOf(const state::ProxyState& state, const state::Workload* source,
+                  const state::GatewayTarget& gw) {
+  if (source == nullptr) {
+    return false;
+  }
+  if (gw.service != nullptr) {
+    for (const auto& endpoint : state.endpointsOf(*gw.service)) {
+      if (endpoint.workload == source) {
+        return true;
+      }
+    }
+    return false;
+  }
+  return source == gw.workload;
 }
 
 }  // namespace
@@ -95,7 +110,7 @@ OutboundRoute routeOutbound(const state::ProxyState& state, std::string_view net
       if (!gw) {
         return RejectRoute{ResponseFlag::kConnect, gw.error().message()};
       }
-      if (!isWaypointOf(source, *gw)) {
+      if (!isWaypointOf(state, source, *gw)) {
         return toWaypoint(*gw, nullptr, originalDst);
       }
     }
@@ -109,7 +124,7 @@ OutboundRoute routeOutbound(const state::ProxyState& state, std::string_view net
       if (!gw) {
         return RejectRoute{ResponseFlag::kConnect, gw.error().message()};
       }
-      if (!isWaypointOf(source, *gw)) {
+      if (!isWaypointOf(state, source, *gw)) {
         return toWaypoint(*gw, service, originalDst);
       }
     }
