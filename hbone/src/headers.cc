@@ -1,4 +1,5 @@
 #include "hbone/headers.h"
+#include "ztunnel/core/hex.h"
 
 #include <algorithm>
 #include <random>
@@ -7,7 +8,6 @@ namespace hbone {
 namespace {
 
 constexpr size_t kMaxBaggageBytes = 8192;  // W3C baggage: at most 8192 bytes in total
-constexpr char kHex[] = "0123456789abcdef";
 
 bool isOws(char c) {
   return c == ' ' || c == '\t';
@@ -60,19 +60,6 @@ bool isBaggageOctet(unsigned char c) {
          (c >= 0x3C && c <= 0x5B) || (c >= 0x5D && c <= 0x7E);
 }
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 void percentEncodeInto(std::string& out, std::string_view value) {
   for (char ch : value) {
     auto c = static_cast<unsigned char>(ch);
@@ -80,8 +67,8 @@ void percentEncodeInto(std::string& out, std::string_view value) {
       out += ch;
     } else {
       out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
+      out += zt::kLowerHexDigits[c >> 4];
+      out += zt::kLowerHexDigits[c & 0xf];
     }
   }
 }
@@ -101,8 +88,8 @@ std::optional<std::string> percentDecode(std::string_view value) {
     if (i + 2 >= value.size()) {
       return std::nullopt;
     }
-    int hi = hexValue(value[i + 1]);
-    int lo = hexValue(value[i + 2]);
+    int hi = zt::hexDigitValue(value[i + 1]);
+    int lo = zt::hexDigitValue(value[i + 2]);
     if (hi < 0 || lo < 0) {
       return std::nullopt;
     }
@@ -350,8 +337,8 @@ std::string TraceContext::toString() const {
   std::string out;
   out.reserve(55);
   auto hex = [&out](uint8_t b) {
-    out += kHex[b >> 4];
-    out += kHex[b & 0xf];
+    out += zt::kLowerHexDigits[b >> 4];
+    out += zt::kLowerHexDigits[b & 0xf];
   };
   out += "00-";
   for (uint8_t b : traceId) {
@@ -377,7 +364,7 @@ zt::Result<TraceContext> TraceContext::parse(std::string_view h) {
       if (!lowerHex(hi) || !lowerHex(lo)) {
         return false;
       }
-      out[i] = static_cast<uint8_t>((hexValue(hi) << 4) | hexValue(lo));
+      out[i] = static_cast<uint8_t>((zt::hexDigitValue(hi) << 4) | zt::hexDigitValue(lo));
     }
     return true;
   };

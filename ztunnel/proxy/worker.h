@@ -378,7 +378,14 @@ class Worker {
   void finishDrain();
   void markDirty(ConnHandle ch, HboneConn& c);
   void flushConn(ConnHandle ch, HboneConn& c);
-  void streamEnd(HboneConn& c, hbone::StreamId id, TunnelHandle& th, Tunnel*& t, int& side);
+  // The tunnel a stream callback is about and the stream's side in it; t is null if the tunnel
+  // is gone (aborted meanwhile).
+  struct StreamRef {
+    TunnelHandle th;
+    Tunnel* t = nullptr;
+    int side = 0;
+  };
+  StreamRef streamRef(HboneConn& c, hbone::StreamId id);
   // Observer callbacks of the sessions, dispatched here by HboneConn.
   void onTunnelResponse(HboneConn& c, hbone::StreamId id, int status);
   void onConnectRequest(HboneConn& c, hbone::StreamId id, hbone::ConnectRequest&& request);

@@ -89,20 +89,17 @@ void Worker::streamConsume(const End& e, size_t n) {
   }
 }
 
-// Finds the tunnel and its side for a stream callback; t is null if the tunnel is gone.
-void Worker::streamEnd(HboneConn& c, hbone::StreamId id, TunnelHandle& th, Tunnel*& t, int& side) {
-  t = nullptr;
+Worker::StreamRef Worker::streamRef(HboneConn& c, hbone::StreamId id) {
   auto it = c.streams.find(id);
   if (it == c.streams.end()) {
-    return;
+    return {};
   }
-  th = it->second;
-  t = tunnel(th);
+  Tunnel* t = tunnel(it->second);
   if (t == nullptr || t->dead) {
-    t = nullptr;
-    return;
+    return {};
   }
-  side = (t->ends[1].type == End::Type::kStream && t->ends[1].stream == id) ? 1 : 0;
+  int side = (t->ends[1].type == End::Type::kStream && t->ends[1].stream == id) ? 1 : 0;
+  return {it->second, t, side};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -507,10 +504,7 @@ void Worker::closeConnGracefully(ConnHandle ch, HboneConn& c) {
 // Session callbacks
 
 void Worker::onTunnelResponse(HboneConn& c, hbone::StreamId id, int status) {
-  TunnelHandle th;
-  Tunnel* t;
-  int side = 1;
-  streamEnd(c, id, th, t, side);
+  auto [th, t, side] = streamRef(c, id);
   if (t == nullptr) {
     return;
   }
@@ -572,10 +566,7 @@ void Worker::onConnectRequest(HboneConn& c, hbone::StreamId id, hbone::ConnectRe
 }
 
 void Worker::onStreamData(HboneConn& c, hbone::StreamId id, std::span<const uint8_t> data) {
-  TunnelHandle th;
-  Tunnel* t;
-  int side = 0;
-  streamEnd(c, id, th, t, side);
+  auto [th, t, side] = streamRef(c, id);
   if (t == nullptr) {
     // Nobody will read these bytes: give the window back so the connection is not starved.
     if (c.client) {
@@ -589,10 +580,7 @@ void Worker::onStreamData(HboneConn& c, hbone::StreamId id, std::span<const uint
 }
 
 void Worker::onStreamEnd(HboneConn& c, hbone::StreamId id) {
-  TunnelHandle th;
-  Tunnel* t;
-  int side = 0;
-  streamEnd(c, id, th, t, side);
+  auto [th, t, side] = streamRef(c, id);
   if (t == nullptr) {
     return;
   }
@@ -602,10 +590,7 @@ void Worker::onStreamEnd(HboneConn& c, hbone::StreamId id) {
 }
 
 void Worker::onStreamReset(HboneConn& c, hbone::StreamId id, uint32_t code) {
-  TunnelHandle th;
-  Tunnel* t;
-  int side = 0;
-  streamEnd(c, id, th, t, side);
+  auto [th, t, side] = streamRef(c, id);
   if (t == nullptr) {
     return;
   }
@@ -617,10 +602,7 @@ void Worker::onStreamReset(HboneConn& c, hbone::StreamId id, uint32_t code) {
 }
 
 void Worker::onStreamClosed(HboneConn& c, hbone::StreamId id) {
-  TunnelHandle th;
-  Tunnel* t;
-  int side = 0;
-  streamEnd(c, id, th, t, side);
+  auto [th, t, side] = streamRef(c, id);
   c.streams.erase(id);
   if (t != nullptr) {
     t->ends[side].closed = true;
@@ -633,10 +615,7 @@ void Worker::onStreamClosed(HboneConn& c, hbone::StreamId id) {
 }
 
 void Worker::onStreamWritable(HboneConn& c, hbone::StreamId id) {
-  TunnelHandle th;
-  Tunnel* t;
-  int side = 0;
-  streamEnd(c, id, th, t, side);
+  auto [th, t, side] = streamRef(c, id);
   if (t != nullptr) {
     pauseSource(*t, 1 - side, false);
   }

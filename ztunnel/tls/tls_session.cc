@@ -1,4 +1,5 @@
 #include "ztunnel/tls/tls_session.h"
+#include "ztunnel/core/hex.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -70,19 +71,6 @@ std::string describePresented(X509* cert) {
     out += ", subject \"" + subject.substr(0, 256) + "\"";
   }
   return out;
-}
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
 }
 
 }  // namespace
@@ -287,8 +275,8 @@ struct SessionAccess {
       return;
     }
     for (size_t i = 0; i < hex.size() / 2; ++i) {
-      int hi = hexValue(hex[2 * i]);
-      int lo = hexValue(hex[2 * i + 1]);
+      int hi = zt::hexDigitValue(hex[2 * i]);
+      int lo = zt::hexDigitValue(hex[2 * i + 1]);
       if (hi < 0 || lo < 0) {
         dstLen = 0;
         return;

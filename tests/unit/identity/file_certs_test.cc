@@ -3,13 +3,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "tests/support/test_pki.h"
+#include "tests/support/temp_dir.h"
 
 namespace zt::identity {
 namespace {
@@ -18,28 +18,10 @@ namespace fs = std::filesystem;
 using zt::testing::TestPki;
 
 // A fresh directory under the system temp dir, removed (recursively) at the end of the test.
-class TempDir {
+// A temp dir named after this test file.
+class TempDir : public zt::testing::TempDir {
  public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("zt-file-certs-" + std::string(info ? info->name() : "x") + "-" +
-             std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : zt::testing::TempDir("zt-file-certs") {}
 };
 
 void writeText(const fs::path& path, const std::string& text) {
