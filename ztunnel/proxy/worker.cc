@@ -105,7 +105,7 @@ Status Worker::init(WorkerListeners listeners) {
 }
 
 Status Worker::addListener(UniqueFd fd, ListenerKind kind) {
-  SocketHandle h = newSocket(std::move(fd), SocketRole::kListener);
+  SocketHandle h = newSocket(std::move(fd));
   Socket& s = *socket(h);
   s.listener = kind;
   listeners_.push_back(h);
@@ -159,11 +159,10 @@ void Worker::drain(MonotonicTime deadline) {
 // ---------------------------------------------------------------------------------------------
 // Sockets
 
-Worker::SocketHandle Worker::newSocket(UniqueFd fd, SocketRole role) {
+Worker::SocketHandle Worker::newSocket(UniqueFd fd) {
   SocketHandle h = sockets_.emplace();
   Socket& s = *sockets_.get(h);
   s.fd = std::move(fd);
-  s.role = role;
   return h;
 }
 
@@ -297,7 +296,6 @@ void Worker::startConnect(SocketHandle h, Socket& s, const SocketAddress& to) {
       s.fd.get(), reinterpret_cast<const sockaddr*>(&s.connectAddr), s.connectLen,
       SocketMap::tokenFor(h, kOpConnect), config_.connectTimeout,
       SocketMap::tokenFor(h, kOpConnectTimeout));
-  s.connecting = true;
   s.inflight += 2;
 }
 
@@ -440,7 +438,6 @@ void Worker::onSend(SocketHandle h, Socket& s, int32_t res) {
 }
 
 void Worker::onConnect(SocketHandle h, Socket& s, int32_t res) {
-  s.connecting = false;
   if (s.closing) {
     return;
   }

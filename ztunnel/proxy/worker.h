@@ -127,21 +127,18 @@ class Worker {
 
  private:
   // ---------- objects ----------
-  enum class SocketRole : uint8_t { kListener, kStream };
   enum class ListenerKind : uint8_t { kOutbound, kInbound, kInboundPlaintext, kSocks5 };
   enum class OwnerKind : uint8_t { kNone, kTunnel, kHbone };
   static constexpr size_t kMaxIov = 64;
 
   struct Socket {
     UniqueFd fd;
-    SocketRole role = SocketRole::kStream;
     ListenerKind listener = ListenerKind::kOutbound;
     OwnerKind ownerKind = OwnerKind::kNone;
     uint32_t ownerSlot = 0;
     uint16_t ownerGen = 0;
     uint8_t inflight = 0;    // operations submitted and not yet completed
     bool accepting = false;  // listener: multishot accept armed
-    bool connecting = false;
     bool connected = false;  // usable for send (accepted, or connect completed)
     bool recvArmed = false;
     bool recvParked = false;  // recv hit ENOBUFS; re-armed when buffers are back
@@ -195,7 +192,6 @@ class Worker {
     TunnelPhase phase = TunnelPhase::kConnecting;
     End ends[2];  // 0: the side that started the connection; 1: the destination side
     bool dead = false;
-    bool counted = false;  // counted in tunnelsOpened
     // For the pool while waiting for a connection, and for the CONNECT request.
     std::string poolKey;
     std::optional<HboneRoute> route;
@@ -206,7 +202,6 @@ class Worker {
     ByteBuffer socksPending;
     std::optional<socks5::ReplyCode> socksFailure;  // the reply for a failure, when known
     // Access log.
-    std::string direction;  // "outbound" / "inbound"
     SocketAddress src;
     SocketAddress dst;
     std::string hboneAddr;
@@ -290,7 +285,7 @@ class Worker {
   Status addListener(UniqueFd fd, ListenerKind kind);
 
   // ---------- sockets (worker.cc) ----------
-  SocketHandle newSocket(UniqueFd fd, SocketRole role);
+  SocketHandle newSocket(UniqueFd fd);
   Socket* socket(SocketHandle h) { return sockets_.get(h); }
   void setOwner(SocketHandle h, OwnerKind kind, uint32_t slot, uint16_t gen);
   void armAccept(SocketHandle h, Socket& s);
@@ -319,7 +314,10 @@ class Worker {
   void socketConnected(SocketHandle h, Socket& s, int err);
 
   // ---------- tunnels (worker_tunnel.cc) ----------
-  TunnelHandle newTunnel(TunnelKind kind, std::string direction);
+  TunnelHandle newTunnel(TunnelKind kind);
+  static bool isOutbound(TunnelKind kind) {
+    return kind == TunnelKind::kOutboundHbone || kind == TunnelKind::kOutboundTcp;
+  }
   Tunnel* tunnel(TunnelHandle h) { return tunnels_.get(h); }
   void attachSocket(TunnelHandle th, Tunnel& t, int side, SocketHandle sh);
   void tunnelSocketData(TunnelHandle th, Tunnel& t, int side, std::span<const uint8_t> data);
@@ -341,8 +339,7 @@ class Worker {
 
   // ---------- accepting and routing (worker_accept.cc) ----------
   // A tunnel whose end 0 is the accepted socket `fd` from `peer`.
-  TunnelHandle adoptClient(UniqueFd fd, const SocketAddress& peer, TunnelKind kind,
-                           const char* direction);
+  TunnelHandle adoptClient(UniqueFd fd, const SocketAddress& peer, TunnelKind kind);
   void acceptOutbound(UniqueFd fd, bool socks5);
   void acceptInboundPlaintext(UniqueFd fd);
   void acceptInboundHbone(UniqueFd fd);
@@ -358,8 +355,7 @@ class Worker {
   // ---------- HBONE connections and pool (worker_hbone.cc) ----------
   HboneConn* conn(ConnHandle h) { return conns_.get(h); }
   void poolAcquire(TunnelHandle th, Tunnel& t);
-  void dial(const std::string& key, PoolEntry& entry, const HboneRoute& route,
-            const SocketAddress& sourceHint);
+  void dial(const std::string& key, PoolEntry& entry, const HboneRoute& route);
   void serveWaiters(const std::string& key);
   void failWaiters(const std::string& key, ResponseFlag flag, const std::string& error);
   void openStream(ConnHandle ch, HboneConn& c, TunnelHandle th, Tunnel& t);

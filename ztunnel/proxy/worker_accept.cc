@@ -64,12 +64,11 @@ const state::Workload* Worker::localWorkload(const state::ProxyState& state) con
                                  config_.workloadServiceAccount);
 }
 
-Worker::TunnelHandle Worker::adoptClient(UniqueFd fd, const SocketAddress& peer, TunnelKind kind,
-                                         const char* direction) {
+Worker::TunnelHandle Worker::adoptClient(UniqueFd fd, const SocketAddress& peer, TunnelKind kind) {
   tuneAccepted(fd.get(), config_.keepalive);
-  SocketHandle sh = newSocket(std::move(fd), SocketRole::kStream);
+  SocketHandle sh = newSocket(std::move(fd));
   socket(sh)->connected = true;
-  TunnelHandle th = newTunnel(kind, direction);
+  TunnelHandle th = newTunnel(kind);
   Tunnel& t = *tunnel(th);
   t.src = peer;
   attachSocket(th, t, 0, sh);
@@ -91,7 +90,7 @@ void Worker::acceptOutbound(UniqueFd fd, bool socks5) {
     }
     target = *dst;
   }
-  TunnelHandle th = adoptClient(std::move(fd), *peer, TunnelKind::kOutboundTcp, "outbound");
+  TunnelHandle th = adoptClient(std::move(fd), *peer, TunnelKind::kOutboundTcp);
   Tunnel& t = *tunnel(th);
   SocketHandle sh = t.ends[0].socket;
   if (socks5) {
@@ -223,8 +222,8 @@ Result<UniqueFd> Worker::openSocket(int family, std::optional<IpAddress> spoofSo
     }
     // Without CAP_NET_ADMIN: give up what needs it, once, and say so.
     if (options.sourceIp && config_.origSrc == OrigSrcMode::kAuto) {
-      ZT_WARN("worker {}: source IP preservation disabled (apps see ztunnel's address): {}",
-              index_, fd.error().message());
+      ZT_WARN("worker {}: source IP preservation disabled (apps see ztunnel's address): {}", index_,
+              fd.error().message());
       origSrcUsable_ = false;
       options.sourceIp.reset();
     } else if (options.mark && !options.sourceIp) {
@@ -248,7 +247,7 @@ Result<Worker::SocketHandle> Worker::connectUpstream(TunnelHandle th, Tunnel& t,
   if (!fd) {
     return fail(std::move(fd).error());
   }
-  SocketHandle sh = newSocket(std::move(*fd), SocketRole::kStream);
+  SocketHandle sh = newSocket(std::move(*fd));
   attachSocket(th, t, 1, sh);
   t.phase = TunnelPhase::kConnecting;
   startConnect(sh, *socket(sh), to);
@@ -298,7 +297,7 @@ void Worker::acceptInboundPlaintext(UniqueFd fd) {
   if (!peer || !dst) {
     return;
   }
-  TunnelHandle th = adoptClient(std::move(fd), *peer, TunnelKind::kInboundPlaintext, "inbound");
+  TunnelHandle th = adoptClient(std::move(fd), *peer, TunnelKind::kInboundPlaintext);
   Tunnel& t = *tunnel(th);
   t.dst = *dst;
   t.state = inputs_.state.current();
@@ -340,7 +339,7 @@ void Worker::acceptInboundHbone(UniqueFd fd) {
   c.local = *local;
   c.peer = *peer;
   c.phase = HboneConn::Phase::kHandshaking;
-  c.socket = newSocket(std::move(fd), SocketRole::kStream);
+  c.socket = newSocket(std::move(fd));
   socket(c.socket)->connected = true;
   setOwner(c.socket, OwnerKind::kHbone, ch.slot, ch.gen);
   // Bounds how long a silent or dripping client can hold a connection before the handshake.

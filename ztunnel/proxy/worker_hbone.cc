@@ -122,13 +122,12 @@ void Worker::poolAcquire(TunnelHandle th, Tunnel& t) {
   t.phase = TunnelPhase::kWaitingForPool;
   entry.waiters.push_back(th);
   if (!entry.dialing) {
-    dial(t.poolKey, entry, *t.route, t.src);
+    dial(t.poolKey, entry, *t.route);
   }
 }
 
-void Worker::dial(const std::string& key, PoolEntry& entry, const HboneRoute& route,
-                  const SocketAddress& sourceHint) {
-  (void)sourceHint;  // dedicated mode: the kernel picks our own address as the source
+void Worker::dial(const std::string& key, PoolEntry& entry, const HboneRoute& route) {
+  // Dedicated mode: the kernel picks our own address as the source, so none is bound here.
   auto creds = inputs_.credentials.current();
   if (!creds) {
     failWaiters(key, ResponseFlag::kIdentityError, "no workload certificate loaded");
@@ -150,7 +149,7 @@ void Worker::dial(const std::string& key, PoolEntry& entry, const HboneRoute& ro
   c.poolKey = key;
   c.tls = std::move(*session);
   c.peer = route.dial;
-  c.socket = newSocket(std::move(*fd), SocketRole::kStream);
+  c.socket = newSocket(std::move(*fd));
   setOwner(c.socket, OwnerKind::kHbone, ch.slot, ch.gen);
   startConnect(c.socket, *socket(c.socket), route.dial);
   c.handshakeTimer = loop_->scheduleAfter(config_.connectTimeout + config_.handshakeTimeout,
@@ -191,7 +190,7 @@ void Worker::serveWaiters(const std::string& key) {
   // Still waiting: every connection is full or gone; dial the next one (one at a time).
   if (!entry.waiters.empty() && !entry.dialing) {
     Tunnel* first = tunnel(entry.waiters.front());
-    dial(key, entry, *first->route, first->src);
+    dial(key, entry, *first->route);
   }
   if (entry.waiters.empty() && entry.conns.empty() && !entry.dialing) {
     pool_.erase(it);
@@ -526,7 +525,7 @@ void Worker::onConnectRequest(HboneConn& c, hbone::StreamId id, hbone::ConnectRe
   InboundDecision decision =
       resolveInbound(*state, config_.network, request.authority, c.local.ip(), c.peer.ip(),
                      *c.tls->peerIdentity(), config_.enableSocks5);
-  TunnelHandle th = newTunnel(TunnelKind::kInboundHbone, "inbound");
+  TunnelHandle th = newTunnel(TunnelKind::kInboundHbone);
   Tunnel& t = *tunnel(th);
   t.state = state;
   t.request = std::move(request);

@@ -22,11 +22,10 @@ int Worker::sideOfSocket(const Tunnel& t, SocketHandle h) const {
   return (t.ends[1].type == End::Type::kSocket && t.ends[1].socket == h) ? 1 : 0;
 }
 
-Worker::TunnelHandle Worker::newTunnel(TunnelKind kind, std::string direction) {
+Worker::TunnelHandle Worker::newTunnel(TunnelKind kind) {
   TunnelHandle th = tunnels_.emplace();
   Tunnel& t = *tunnels_.get(th);
   t.kind = kind;
-  t.direction = std::move(direction);
   t.start = loop_->now();
   stats_.tunnelsOpened.fetch_add(1, std::memory_order_relaxed);
   return th;
@@ -278,7 +277,7 @@ void Worker::logTunnel(const Tunnel& t) {
   }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(loop_->now() - t.start).count();
   // Bytes from the application's point of view on this side (ztunnel's access log).
-  const bool outbound = t.direction == "outbound";
+  const bool outbound = isOutbound(t.kind);
   uint64_t sent = outbound ? t.bytesUp : t.bytesDown;
   uint64_t recv = outbound ? t.bytesDown : t.bytesUp;
   fmt::memory_buffer line;
@@ -302,7 +301,7 @@ void Worker::logTunnel(const Tunnel& t) {
     fmt::format_to(out, " dst.identity=\"{}\"", t.dstIdentity);
   }
   fmt::format_to(out, " direction=\"{}\" bytes_sent={} bytes_recv={} duration=\"{}ms\"",
-                 t.direction, sent, recv, ms);
+                 outbound ? "outbound" : "inbound", sent, recv, ms);
   if (failed) {
     fmt::format_to(out, " response_flags={} error=\"{}\"", toString(t.flag), t.error);
   }
