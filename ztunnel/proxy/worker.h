@@ -82,18 +82,6 @@ struct WorkerListeners {
   UniqueFd socks5;
 };
 
-// Counters for tests, benchmarks and logs; written by the worker thread only, readable from any
-// thread (relaxed).
-struct WorkerStats {
-  std::atomic<uint64_t> tunnelsOpened{0};
-  std::atomic<uint64_t> tunnelsClosed{0};
-  std::atomic<uint64_t> tunnelsFailed{0};
-  std::atomic<uint64_t> hboneConnectionsOpened{0};
-  std::atomic<uint64_t> hboneConnectionsClosed{0};
-  std::atomic<uint64_t> bytesFromClients{0};
-  std::atomic<uint64_t> bytesToClients{0};
-};
-
 class Worker {
  public:
   // Call on the thread that will run() the worker (the ring is bound to it).
@@ -115,9 +103,6 @@ class Worker {
   void stop();
 
   unsigned index() const { return index_; }
-  const WorkerStats& stats() const { return stats_; }
-  size_t openTunnels() const { return tunnels_.size(); }
-  size_t openHboneConnections() const { return conns_.size(); }
 
   // --- io::EventLoop handler interface ---
   void onCompletion(io::Token token, int32_t res, uint32_t flags);
@@ -330,9 +315,8 @@ class Worker {
   void establish(TunnelHandle th, Tunnel& t);
   void checkFinished(TunnelHandle th, Tunnel& t);
   void abortTunnel(TunnelHandle th, Tunnel& t, ResponseFlag flag, std::string error);
-  void finishTunnel(TunnelHandle th, Tunnel& t);
-  // Releases both ends (sockets closed, abortively or not; open streams reset), records the
-  // tunnel in stats and the access log, and queues it for freeing.
+  // Releases both ends (sockets closed, abortively or not; open streams reset), writes the
+  // access log, and queues the tunnel for freeing. Graceful ends come from checkFinished.
   void endTunnel(TunnelHandle th, Tunnel& t, bool abortive);
   void logTunnel(const Tunnel& t);
   int sideOfSocket(const Tunnel& t, SocketHandle h) const;
@@ -440,7 +424,6 @@ class Worker {
   bool closingAll_ = false;
   bool origSrcUsable_ = true;
   bool markUsable_ = true;
-  WorkerStats stats_;
 };
 
 }  // namespace zt::proxy

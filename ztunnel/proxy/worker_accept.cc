@@ -346,7 +346,6 @@ void Worker::acceptInboundHbone(UniqueFd fd) {
   c.handshakeTimer = loop_->scheduleAfter(config_.handshakeTimeout,
                                           timerCookie(TimerKind::kHandshake, ch.slot, ch.gen));
   wantRecv(c.socket, true);
-  stats_.hboneConnectionsOpened.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace zt::proxy

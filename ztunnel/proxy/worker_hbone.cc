@@ -156,7 +156,6 @@ void Worker::dial(const std::string& key, PoolEntry& entry, const HboneRoute& ro
                                           timerCookie(TimerKind::kHandshake, ch.slot, ch.gen));
   entry.dialing = true;
   entry.conns.push_back(ch);
-  stats_.hboneConnectionsOpened.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Worker::serveWaiters(const std::string& key) {
@@ -366,7 +365,6 @@ void Worker::hboneEof(ConnHandle ch, HboneConn& c) {
     closeSocket(c.socket, false);
     cancelTimers(c);
     deadConns_.push_back(ch);
-    stats_.hboneConnectionsClosed.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   failConn(ch, c, ResponseFlag::kConnect, "HBONE connection closed by the peer");
@@ -416,7 +414,6 @@ void Worker::failConn(ConnHandle ch, HboneConn& c, ResponseFlag flag, const std:
     }
   }
   deadConns_.push_back(ch);
-  stats_.hboneConnectionsClosed.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Worker::cancelTimers(HboneConn& c) {
@@ -496,7 +493,6 @@ void Worker::closeConnGracefully(ConnHandle ch, HboneConn& c) {
     trySend(c.socket, *s);  // closes the socket once the queue is empty (may free it now)
   }
   deadConns_.push_back(ch);
-  stats_.hboneConnectionsClosed.fetch_add(1, std::memory_order_relaxed);
 }
 
 // ---------------------------------------------------------------------------------------------

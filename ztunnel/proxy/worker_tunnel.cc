@@ -27,7 +27,6 @@ Worker::TunnelHandle Worker::newTunnel(TunnelKind kind) {
   Tunnel& t = *tunnels_.get(th);
   t.kind = kind;
   t.start = loop_->now();
-  stats_.tunnelsOpened.fetch_add(1, std::memory_order_relaxed);
   return th;
 }
 
@@ -210,12 +209,7 @@ void Worker::checkFinished(TunnelHandle th, Tunnel& t) {
         break;
     }
   }
-  finishTunnel(th, t);
-}
-
-void Worker::finishTunnel(TunnelHandle th, Tunnel& t) {
-  stats_.tunnelsClosed.fetch_add(1, std::memory_order_relaxed);
-  endTunnel(th, t, false);
+  endTunnel(th, t, /*abortive=*/false);
 }
 
 void Worker::abortTunnel(TunnelHandle th, Tunnel& t, ResponseFlag flag, std::string error) {
@@ -242,7 +236,6 @@ void Worker::abortTunnel(TunnelHandle th, Tunnel& t, ResponseFlag flag, std::str
     }
     t.ends[0].type = End::Type::kNone;
   }
-  stats_.tunnelsFailed.fetch_add(1, std::memory_order_relaxed);
   endTunnel(th, t, true);
 }
 
@@ -261,8 +254,6 @@ void Worker::endTunnel(TunnelHandle th, Tunnel& t, bool abortive) {
     }
     e.type = End::Type::kNone;
   }
-  stats_.bytesFromClients.fetch_add(t.bytesUp, std::memory_order_relaxed);
-  stats_.bytesToClients.fetch_add(t.bytesDown, std::memory_order_relaxed);
   logTunnel(t);
   t.dead = true;
   deadTunnels_.push_back(th);

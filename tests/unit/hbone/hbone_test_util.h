@@ -63,20 +63,16 @@ struct StreamLog {
   std::vector<std::string> events;
 };
 
-class RecordingClient : public ClientObserver {
+// The stream callbacks both recorders share: every event is logged per stream, data is kept and
+// (autoConsume) consumed at once, afterClose runs after a stream's last callback.
+template <class Observer, class Session>
+class StreamRecorder : public Observer {
  public:
-  ClientSession* session = nullptr;
+  Session* session = nullptr;
   bool autoConsume = true;
-  int goaways = 0;
   std::map<StreamId, StreamLog> streams;
+  std::function<void(StreamId)> afterClose;
 
-  void onTunnelResponse(StreamId id, int status) override {
-    streams[id].status = status;
-    streams[id].events.push_back("response:" + std::to_string(status));
-  }
-  void onResponseBaggage(StreamId id, std::string_view baggage) override {
-    streams[id].baggage = std::string(baggage);
-  }
   void onData(StreamId id, std::span<const uint8_t> data) override {
     auto& s = streams[id];
     if (s.events.empty() || s.events.back() != "data") {
@@ -103,20 +99,29 @@ class RecordingClient : public ClientObserver {
     }
   }
   void onStreamWritable(StreamId id) override { ++streams[id].writable; }
-  void onGoaway() override { ++goaways; }
-  std::function<void(StreamId)> afterClose;
 };
 
-class RecordingServer : public ServerObserver {
+class RecordingClient : public StreamRecorder<ClientObserver, ClientSession> {
  public:
-  ServerSession* session = nullptr;
-  bool autoConsume = true;
+  int goaways = 0;
+
+  void onTunnelResponse(StreamId id, int status) override {
+    streams[id].status = status;
+    streams[id].events.push_back("response:" + std::to_string(status));
+  }
+  void onResponseBaggage(StreamId id, std::string_view baggage) override {
+    streams[id].baggage = std::string(baggage);
+  }
+  void onGoaway() override { ++goaways; }
+};
+
+class RecordingServer : public StreamRecorder<ServerObserver, ServerSession> {
+ public:
   // Called for each CONNECT; default answers 200 right away.
   std::function<void(StreamId, const ConnectRequest&)> onRequest = [this](StreamId id,
                                                                           const ConnectRequest&) {
     ASSERT_TRUE(session->respond(id, 200).has_value());
   };
-  std::map<StreamId, StreamLog> streams;
   int requests = 0;
 
   void onConnectRequest(StreamId id, ConnectRequest&& request) override {
@@ -127,29 +132,6 @@ class RecordingServer : public ServerObserver {
       onRequest(id, *streams[id].request);
     }
   }
-  void onData(StreamId id, std::span<const uint8_t> data) override {
-    auto& s = streams[id];
-    if (s.events.empty() || s.events.back() != "data") {
-      s.events.push_back("data");
-    }
-    s.data.append(reinterpret_cast<const char*>(data.data()), data.size());
-    if (autoConsume) {
-      session->consume(id, data.size());
-    }
-  }
-  void onEndOfStream(StreamId id) override {
-    streams[id].eof = true;
-    streams[id].events.push_back("eof");
-  }
-  void onStreamReset(StreamId id, uint32_t code) override {
-    streams[id].resetCode = code;
-    streams[id].events.push_back("reset:" + std::to_string(code));
-  }
-  void onStreamClosed(StreamId id) override {
-    streams[id].closed = true;
-    streams[id].events.push_back("closed");
-  }
-  void onStreamWritable(StreamId id) override { ++streams[id].writable; }
 };
 
 // Feeds every byte of `buf` to `receive` (block by block, as a transport would) and drains it.
